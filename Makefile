@@ -1,0 +1,51 @@
+# tnet-tf: `make demo` and `make test` are all a new user needs. Both create
+# the virtual environment in .venv on first use and install the project into
+# it; the install is redone only when setup.py changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp lives inside .venv, so deleting .venv also forces a reinstall.
+STAMP := $(VENV)/.tnet-tf-installed
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-n 2 -x"`.
+PYTEST_ARGS ?=
+
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: help install test test-slow test-all demo clean
+
+help:
+	@echo "make demo       build every preset and print its profile"
+	@echo "make test       default test suite (excludes tests marked slow)"
+	@echo "make test-slow  only the tests marked slow"
+	@echo "make test-all   every test"
+	@echo "make install    create .venv and install tnet-tf[test] into it"
+	@echo "make clean      remove caches and build outputs (keeps .venv)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.py | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# pytest exits with 5 when no test is selected, i.e. no slow test exists yet.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Until the Megapixel-MNIST demo exists, the demo profiles every preset.
+demo: $(STAMP)
+	$(BIN)/python -m tnet_tf.profiling --all
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print \
+		| xargs rm -rf

@@ -1,0 +1,149 @@
+"""TNet's traversal: outputs, geometry of attended regions, errors, saving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tnet_tf
+from tnet_tf import geometry
+from tnet_tf import presets
+
+
+@pytest.fixture(scope="module")
+def model():
+    return presets.build("tiny_test")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return tf.random.stateless_uniform((2, 96, 96, 3), (1, 2), -1.0, 1.0)
+
+
+def test_output_shapes_for_three_levels(model, images):
+    out = model(images, locations_per_level=[2, 1])
+    classes, cells = model.config.num_classes, model.config.cells_per_grid
+    # T = 1 + 2 + 2 * 1 feature vectors per image.
+    assert out["logits"].shape == (2, classes)
+    assert out["per_feature_logits"].shape == (2, 5, classes)
+    assert [p.shape for p in out["location_probs"]] == [(2, 1, cells), (2, 2, cells)]
+    assert out["attended_boxes"].shape == (2, 5, 4)
+    assert out["attended_levels"].numpy().tolist() == [[1, 2, 2, 3, 3]] * 2
+    assert out["features"].shape[0] == 2
+    for probs in out["location_probs"]:
+        np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_locations_are_chosen_at_call_time(model, images):
+    assert model(images, locations_per_level=[])["attended_boxes"].shape == (2, 1, 4)
+    zero = model(images, locations_per_level=[0])
+    assert len(zero["location_probs"]) == 1 and zero["per_feature_logits"].shape[1] == 1
+    assert model(images, locations_per_level=[3])["attended_levels"].shape == (2, 4)
+    # The default comes from the config.
+    assert model(images)["attended_levels"].shape == (2, 5)
+
+
+def test_level_one_vector_alone_matches_first_level_only(model, images):
+    only = model(images, locations_per_level=[])
+    np.testing.assert_allclose(
+        only["logits"].numpy(), only["per_feature_logits"][:, 0].numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(only["attended_boxes"].numpy(), [[[0, 0, 1, 1]]] * 2)
+
+
+def test_attended_boxes_follow_the_grid_of_their_parents(model, images):
+    config = model.config
+    grid, fraction = config.grid_size, config.cell_fraction
+    out = model(images, locations_per_level=[2, 1])
+    boxes = out["attended_boxes"].numpy() * 96.0
+    cells = out["attended_cells"].numpy()
+    level2 = geometry.grid_boxes(96, 96, grid, fraction)
+    for b in range(2):
+        for j in (1, 2):
+            np.testing.assert_allclose(boxes[b, j], level2[cells[b, j]], atol=1e-4)
+        # Level-3 vector j = 3 + i is a child of level-2 vector 1 + i.
+        for i in (0, 1):
+            parent = boxes[b, 1 + i]
+            size = int(round(parent[2] - parent[0]))
+            child = geometry.grid_boxes(size, size, grid, fraction)[cells[b, 3 + i]]
+            expected = np.array(child) + np.tile(parent[:2], 2)
+            np.testing.assert_allclose(boxes[b, 3 + i], expected, atol=1e-4)
+
+
+def test_greedy_picks_the_most_probable_cells(model, images):
+    out = model(images, locations_per_level=[3])
+    probs = out["location_probs"][0].numpy()[:, 0]
+    top = np.argsort(-probs, axis=-1, kind="stable")[:, :3]
+    assert out["attended_cells"].numpy()[:, 1:].tolist() == top.tolist()
+    expected = np.log(np.take_along_axis(probs, top, axis=-1))
+    np.testing.assert_allclose(out["attended_log_probs"].numpy()[:, 1:], expected, atol=1e-5)
+
+
+def test_training_samples_without_replacement(model):
+    images = tf.random.uniform((16, 96, 96, 3), -1, 1)
+    seen = set()
+    for _ in range(3):
+        out = model(images, training=True, locations_per_level=[4], selection="sample")
+        for row in out["attended_cells"].numpy()[:, 1:]:
+            assert len(set(row.tolist())) == 4
+            seen.add(tuple(row.tolist()))
+    assert len(seen) > 1  # sampling, not a fixed choice
+
+
+def test_non_square_and_large_inputs(model):
+    out = model(tf.zeros((1, 64, 150, 3)), locations_per_level=[1, 1])
+    boxes = out["attended_boxes"].numpy()[0]
+    assert boxes.shape == (3, 4)
+    # The cell of a 150 px wide region is 75 px: 0.5 of the width.
+    np.testing.assert_allclose(boxes[1, 3] - boxes[1, 1], 0.5, atol=1e-6)
+
+
+def test_dynamic_input_shapes_match_eager(model, images):
+    fn = tf.function(
+        lambda x: model(x, locations_per_level=[2, 1])["logits"],
+        input_signature=[tf.TensorSpec([None, None, None, 3])],
+    )
+    np.testing.assert_allclose(
+        fn(images).numpy(),
+        model(images, locations_per_level=[2, 1])["logits"].numpy(),
+        atol=1e-5,
+    )
+
+
+def test_clear_errors(model):
+    with pytest.raises(ValueError, match="smaller than the base resolution"):
+        model(tf.zeros((1, 20, 96, 3)))
+    with pytest.raises(ValueError, match="impossible"):
+        model(tf.zeros((1, 96, 96, 3)), locations_per_level=[10])
+    with pytest.raises(ValueError, match="selection"):
+        model(tf.zeros((1, 96, 96, 3)), selection="random")
+    with pytest.raises(ValueError, match="one value per level"):
+        model(tf.zeros((1, 96, 96, 3)), locations_per_level=2)
+    with pytest.raises(ValueError, match="image_size"):
+        presets.get("tiny_test").replace(image_size=16)
+    with pytest.raises(ValueError, match="locations_per_level"):
+        presets.get("tiny_test").replace(locations_per_level=(2,))
+
+
+def test_config_and_keras_file_round_trip(model, images, tmp_path):
+    config = model.get_config()
+    clone = tnet_tf.TNet.from_config(config)
+    assert clone.get_config() == config
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is tnet_tf.TNet
+    assert loaded.get_config() == config
+    for lpl in ([2, 1], [0], [3]):
+        a = model(images, locations_per_level=lpl)
+        b = loaded(images, locations_per_level=lpl)
+        for key in ("logits", "attended_boxes", "attended_log_probs"):
+            np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6)
+
+
+def test_feature_weighting_outputs():
+    config = presets.get("tiny_test").replace(feature_weighting=True)
+    out = tnet_tf.TNet(config)(tf.zeros((2, 96, 96, 3)))
+    weights = out["feature_weights"].numpy()
+    assert weights.shape == (2, 5)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)

@@ -1,0 +1,20 @@
+"""tnet-tf: TNet (Traversal Network) hard-attention image classification in Keras 3.
+
+Public API:
+- `TNet`, `TNetConfig`: the model and its configuration.
+- `BaselineClassifier`, `BaselineConfig`: plain CNN baselines.
+- `presets`: the paper's models by name (`presets.get`, `presets.build`).
+- `profiling`: parameters and multiply-adds per image.
+- `geometry`, `sampling`: grid cells and cell selection.
+"""
+
+from tnet_tf import geometry
+from tnet_tf import presets
+from tnet_tf import sampling
+from tnet_tf.baselines import BaselineClassifier
+from tnet_tf.config import BaselineConfig
+from tnet_tf.config import TNetConfig
+from tnet_tf.config import apply_overrides
+from tnet_tf.model import TNet
+
+__version__ = "0.1.0"

@@ -1,0 +1,319 @@
+"""Model configurations: the single list of TNet and baseline hyperparameters.
+
+`TNetConfig` describes one TNet (architecture and learning-rule switches);
+`BaselineConfig` one plain CNN classifier used for comparison. Both are frozen
+dataclasses validated at construction, serialised as plain dicts by
+`to_dict`/`from_dict` (that is what `TNet.get_config` stores), and edited with
+`apply_overrides(config, ["key=value", ...])`.
+"""
+
+import ast
+import dataclasses
+import typing
+
+SELECTION_MODES = ("sample", "greedy")
+LOG_PROB_MODES = ("sequential", "sum")
+
+
+def _as_pair(value, name):
+    if isinstance(value, int):
+        return (value, value)
+    pair = tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
+    return pair
+
+
+class _ConfigMixin:
+    def to_dict(self):
+        """A JSON-compatible dict of every field (tuples become lists)."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of `to_dict`; unknown keys raise `ValueError`."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(
+                f"Unknown {cls.__name__} fields {sorted(unknown)}. "
+                f"Known fields: {sorted(known)}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class TNetConfig(_ConfigMixin):
+    """Hyperparameters of one TNet: architecture, geometry and learning rule.
+
+    Architecture (paper Section 3, `original_implementation_detail.md`):
+
+    Args:
+        name: model name, used for the Keras model and in reports.
+        backbone: feature extraction backbone, a name from
+            `tnet_tf.backbones.backbone_names()` (e.g. `"bagnet77"`,
+            `"efficientnet_b0"`) or `"keras.applications.<ClassName>"`.
+        backbone_weights: local path of pretrained backbone weights; `None`
+            builds random weights (nothing is ever downloaded).
+        num_classes: number of output classes.
+        image_size: `(height, width)` (or one int) of the input the model is
+            built and profiled for. Any input at or above `base_resolution`
+            is accepted at call time.
+        base_resolution: side of the square every level is resized to before
+            the backbone (77 for BagNet-77, 224 for EfficientNet).
+        grid_size: `n`, the side of the `n x n` grid of candidate cells.
+        cell_fraction: `o`, a cell's side as a fraction of its parent's side
+            (the release's `overlap` flag: 0.34375, 0.5, 0.35).
+        num_levels: processing levels used when `call` gets no
+            `locations_per_level`.
+        locations_per_level: cells attended in each grid, one value per level
+            transition (`num_levels - 1` values): `(3,)` for ImageNet,
+            `(2, 1)` for fMoW at 896 px.
+        positional_encoding_divisor: the positional encoding has
+            `feature_dim // divisor` dimensions (1 for BagNet, 4 for
+            EfficientNet backbones).
+        max_inverse_frequency: largest inverse frequency of the sinusoids.
+        location_hidden_channels: width of the location module's hidden 1x1
+            convolutions; `None` uses the reference (512 for BagNet, the tapped
+            map's channels for EfficientNet).
+        normalize_location_logits: L2-normalise the location logits before
+            the softmax, a quirk of the release (Q3); the paper does not.
+        feature_weighting: aggregate with the feature weighting module
+            (CUB, NABirds) instead of the mean.
+        dropout_rate: dropout before the classifier.
+        backbone_dropout_rate: spatial dropout inside BagNet-77 (1 - keep).
+        drop_connect_rate: largest drop-connect rate of EfficientNet blocks;
+            `None` keeps the backbone's default.
+        tap_layer: overrides the backbone's layer tapped for the feature map F.
+        tap_slice: overrides the `(start, stop, step)` slice of that map.
+
+    Location selection and learning rule (paper Section 4):
+
+    Args:
+        selection: `"sample"` (without replacement, the paper) or `"greedy"`
+            (top-k, the release) during training; evaluation is always greedy.
+        log_prob: log-probability of the attended set: `"sequential"` (the
+            exact without-replacement probability) or `"sum"` (the release's
+            sum of per-cell log-probabilities).
+        num_samples: `M`, Monte Carlo samples per image.
+        reinforce_weight: `lambda_f`, weight of the REINFORCE terms.
+        per_feature_ce_weight: `lambda_c`; `1 - lambda_c` goes to the
+            per-feature cross-entropy.
+        per_feature_reinforce_weight: `lambda_r`; `1 - lambda_r` goes to the
+            per-feature REINFORCE term.
+        per_feature_level_cap: highest level that enters the per-feature terms
+            (`None`: all levels).
+        l2_weight: L2 penalty on non-batch-norm weights.
+        contrastive_weight: weight of the contrastive term (fine-tuning).
+        contrastive_margin: margin of that term.
+        baseline_momentum: momentum of the reward baseline's moving average.
+        baseline_initial_value: the baseline's initial value.
+        seed: seed of the location sampler.
+    """
+
+    name: str = "tnet"
+    backbone: str = "bagnet77"
+    backbone_weights: typing.Optional[str] = None
+    num_classes: int = 1000
+    image_size: typing.Any = (224, 224)
+    base_resolution: int = 77
+    grid_size: int = 5
+    cell_fraction: float = 0.34375
+    num_levels: int = 2
+    locations_per_level: typing.Any = (3,)
+    positional_encoding_divisor: int = 1
+    max_inverse_frequency: float = 100.0
+    location_hidden_channels: typing.Optional[int] = None
+    normalize_location_logits: bool = False
+    feature_weighting: bool = False
+    dropout_rate: float = 0.0
+    backbone_dropout_rate: float = 0.0
+    drop_connect_rate: typing.Optional[float] = None
+    tap_layer: typing.Optional[str] = None
+    tap_slice: typing.Any = None
+    # === Learning rule ===
+    selection: str = "sample"
+    log_prob: str = "sequential"
+    num_samples: int = 1
+    reinforce_weight: float = 0.1
+    per_feature_ce_weight: float = 0.3
+    per_feature_reinforce_weight: float = 0.3
+    per_feature_level_cap: typing.Optional[int] = None
+    l2_weight: float = 0.0
+    contrastive_weight: float = 0.0
+    contrastive_margin: float = 0.4
+    baseline_momentum: float = 0.9
+    baseline_initial_value: float = 0.5
+    seed: typing.Optional[int] = None
+
+    def __post_init__(self):
+        set_ = lambda key, value: object.__setattr__(self, key, value)
+        set_("image_size", _as_pair(self.image_size, "image_size"))
+        set_("locations_per_level", tuple(self.locations_per_level))
+        if self.tap_slice is not None:
+            set_("tap_slice", tuple(self.tap_slice))
+        _check(self.num_classes >= 1, "num_classes", self.num_classes)
+        _check(self.base_resolution >= 1, "base_resolution", self.base_resolution)
+        _check(self.grid_size >= 2, "grid_size", self.grid_size, "must be >= 2")
+        _check(
+            0.0 < self.cell_fraction <= 1.0,
+            "cell_fraction",
+            self.cell_fraction,
+            "must be in (0, 1]",
+        )
+        _check(self.num_levels >= 1, "num_levels", self.num_levels)
+        if min(self.image_size) < self.base_resolution:
+            raise ValueError(
+                f"`image_size` {self.image_size} is smaller than "
+                f"`base_resolution` {self.base_resolution}."
+            )
+        if len(self.locations_per_level) != self.num_levels - 1:
+            raise ValueError(
+                f"`locations_per_level` needs num_levels - 1 = "
+                f"{self.num_levels - 1} values, got {self.locations_per_level}."
+            )
+        validate_locations(self.locations_per_level, self.grid_size)
+        _check(
+            self.positional_encoding_divisor >= 1,
+            "positional_encoding_divisor",
+            self.positional_encoding_divisor,
+        )
+        for key in ("dropout_rate", "backbone_dropout_rate"):
+            _check(0.0 <= getattr(self, key) < 1.0, key, getattr(self, key))
+        if self.drop_connect_rate is not None:
+            _check(
+                0.0 <= self.drop_connect_rate < 1.0,
+                "drop_connect_rate",
+                self.drop_connect_rate,
+            )
+        _check(
+            self.selection in SELECTION_MODES,
+            "selection",
+            self.selection,
+            f"must be one of {SELECTION_MODES}",
+        )
+        _check(
+            self.log_prob in LOG_PROB_MODES,
+            "log_prob",
+            self.log_prob,
+            f"must be one of {LOG_PROB_MODES}",
+        )
+        _check(self.num_samples >= 1, "num_samples", self.num_samples)
+        for key in (
+            "per_feature_ce_weight",
+            "per_feature_reinforce_weight",
+            "baseline_momentum",
+        ):
+            _check(0.0 <= getattr(self, key) <= 1.0, key, getattr(self, key))
+        for key in ("reinforce_weight", "l2_weight", "contrastive_weight"):
+            _check(getattr(self, key) >= 0.0, key, getattr(self, key))
+        if self.per_feature_level_cap is not None:
+            _check(
+                self.per_feature_level_cap >= 1,
+                "per_feature_level_cap",
+                self.per_feature_level_cap,
+            )
+
+    @property
+    def cells_per_grid(self):
+        """`K = n * n` candidate cells per grid."""
+        return self.grid_size * self.grid_size
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig(_ConfigMixin):
+    """Hyperparameters of a plain CNN classifier run on the whole image.
+
+    The paper's baselines: BagNet-77 on 224 px ImageNet images and
+    EfficientNet-B0..B4 on fMoW, CUB and NABirds.
+
+    Args:
+        name: model name.
+        backbone: backbone name (see `TNetConfig.backbone`).
+        backbone_weights: local path of pretrained backbone weights or `None`.
+        num_classes: number of output classes.
+        image_size: `(height, width)` (or one int) the model is profiled for;
+            the network is fully convolutional and accepts any size.
+        dropout_rate: dropout before the classifier.
+        backbone_dropout_rate: spatial dropout inside BagNet-77.
+        drop_connect_rate: largest EfficientNet drop-connect rate or `None`.
+        l2_weight: L2 penalty on non-batch-norm weights.
+        contrastive_weight: weight of the contrastive term (fine-tuning).
+        contrastive_margin: margin of that term.
+    """
+
+    name: str = "baseline"
+    backbone: str = "bagnet77"
+    backbone_weights: typing.Optional[str] = None
+    num_classes: int = 1000
+    image_size: typing.Any = (224, 224)
+    dropout_rate: float = 0.0
+    backbone_dropout_rate: float = 0.0
+    drop_connect_rate: typing.Optional[float] = None
+    l2_weight: float = 0.0
+    contrastive_weight: float = 0.0
+    contrastive_margin: float = 0.4
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "image_size", _as_pair(self.image_size, "image_size")
+        )
+        _check(self.num_classes >= 1, "num_classes", self.num_classes)
+        for key in ("dropout_rate", "backbone_dropout_rate"):
+            _check(0.0 <= getattr(self, key) < 1.0, key, getattr(self, key))
+
+
+def validate_locations(locations_per_level, grid_size):
+    """Checks a `locations_per_level` sequence against an `n x n` grid."""
+    cells = grid_size * grid_size
+    for level, count in enumerate(locations_per_level):
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ValueError(
+                f"`locations_per_level` must hold ints, got {count!r} at "
+                f"position {level} of {tuple(locations_per_level)}."
+            )
+        if not 0 <= count <= cells:
+            raise ValueError(
+                f"`locations_per_level[{level}]` = {count} is impossible: a "
+                f"{grid_size}x{grid_size} grid has {cells} cells."
+            )
+
+
+def _check(condition, key, value, message="is out of range"):
+    if not condition:
+        raise ValueError(f"`{key}` {message}, got {value!r}.")
+
+
+def apply_overrides(config, overrides):
+    """Returns `config` with `"key=value"` strings applied.
+
+    Values are parsed as Python literals (`3`, `0.1`, `(2, 1)`, `None`,
+    `True`); anything else is kept as a string.
+
+    Example:
+    >>> apply_overrides(TNetConfig(), ["num_classes=10", "selection=greedy"])
+    """
+    known = {field.name for field in dataclasses.fields(config)}
+    changes = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"Override {item!r} is not of the form key=value.")
+        key, raw = (part.strip() for part in item.split("=", 1))
+        if key not in known:
+            raise ValueError(
+                f"Unknown {type(config).__name__} field '{key}'. "
+                f"Known fields: {', '.join(sorted(known))}"
+            )
+        try:
+            changes[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            changes[key] = raw
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,351 @@
+"""TNet: the multi-scale hard-attention classifier as a Keras model."""
+
+import keras
+import tensorflow as tf
+
+from tnet_tf import config as config_lib
+from tnet_tf import geometry
+from tnet_tf import sampling
+from tnet_tf.layers import ClassificationModule
+from tnet_tf.layers import FeatureExtractor
+from tnet_tf.layers import FeatureWeighting
+from tnet_tf.layers import LocationModule
+from tnet_tf.layers import PositionalEncoding
+
+# Dense initializer of the EfficientNet family (release §8); BagNet uses
+# glorot_normal everywhere.
+_EFFICIENTNET_DENSE_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {
+        "scale": 1.0 / 3.0,
+        "mode": "fan_out",
+        "distribution": "uniform",
+    },
+}
+
+
+@keras.saving.register_keras_serializable(package="tnet_tf")
+class TNet(keras.Model):
+    """Traversal Network: classifies an image by attending a few of its regions.
+
+    Level 1 processes the whole image downscaled to the base resolution. The
+    location module scores the cells of an `n x n` grid over it; the chosen
+    cells are cut from the full-resolution image, resized to the base
+    resolution and processed at level 2, and so on down the levels. Every
+    feature vector gets a positional encoding of its cell (row, column,
+    level); their mean (or the feature weighting module's weighted sum) is
+    classified.
+
+    Args:
+        config: a `tnet_tf.TNetConfig` (or its `to_dict()` form).
+        load_backbone_weights: load `config.backbone_weights` when set;
+            `from_config` passes `False` since saved weights follow.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Call arguments:
+        images: float tensor `(batch, height, width, 3)`, pixels in [-1, 1],
+            at least `base_resolution` on both sides; any size and aspect.
+        training: training mode (dropout, batch-norm updates, and cell
+            sampling when `selection` is `"sample"`).
+        locations_per_level: cells attended per grid, one value per level
+            transition, e.g. `[2, 1]` (3 levels); `[]` processes level 1 only;
+            `[0]` runs the location module and attends nothing. Defaults to
+            `config.locations_per_level`. No retraining is needed to change
+            it.
+        selection: `"sample"` or `"greedy"`; defaults to `config.selection`
+            in training and `"greedy"` otherwise.
+
+    Returns:
+        A dict, with `T = 1 + k1 + k1*k2 + ...` feature vectors per image
+        ordered level by level, parent by parent, in selection order:
+        - `logits`: `(batch, num_classes)`.
+        - `per_feature_logits`: `(batch, T, num_classes)`, the same
+          classifier applied to each vector on its own.
+        - `location_probs`: tuple, one `(batch, grids, n*n)` tensor per level
+          whose location module ran (grids = regions at that level).
+        - `attended_boxes`: `(batch, T, 4)` normalised `y0, x0, y1, x1` of
+          each vector's region in the input image (level 1 is `0, 0, 1, 1`;
+          padded grids reach slightly outside `[0, 1]`).
+        - `attended_levels`: int32 `(batch, T)`, 1 for the whole image.
+        - `attended_cells`: int32 `(batch, T)`, the cell index in its grid
+          (-1 for level 1).
+        - `attended_log_probs`: `(batch, T)`, `log p(cell)` in its own grid
+          (0 for level 1).
+        - `location_log_prob`: `(batch,)`, log-probability of the whole
+          attended set (`config.log_prob`).
+        - `features`: `(batch, D)` aggregated feature vector.
+        - `feature_weights`: `(batch, T)` when feature weighting is on.
+
+    Example:
+    >>> model = tnet_tf.TNet(tnet_tf.presets.get("fmow_tnet_b0"))
+    >>> out = model(images, locations_per_level=[2, 1])
+
+    Reference:
+        Papadopoulos et al., "Hard-Attention for Scalable Image
+        Classification", NeurIPS 2021, Sections 3 and 4.
+    """
+
+    def __init__(self, config, load_backbone_weights=True, **kwargs):
+        if isinstance(config, dict):
+            config = config_lib.TNetConfig.from_dict(config)
+        if not isinstance(config, config_lib.TNetConfig):
+            raise ValueError(
+                f"`config` must be a TNetConfig or dict, got {type(config)}."
+            )
+        kwargs.setdefault("name", config.name)
+        super().__init__(**kwargs)
+        # === Config ===
+        self.config = config
+        self.load_backbone_weights = load_backbone_weights
+
+        # === Layers ===
+        self.feature_extractor = FeatureExtractor(
+            backbone=config.backbone,
+            base_resolution=config.base_resolution,
+            grid_size=config.grid_size,
+            weights=config.backbone_weights if load_backbone_weights else None,
+            dropout_rate=config.backbone_dropout_rate,
+            drop_connect_rate=config.drop_connect_rate,
+            tap_layer=config.tap_layer,
+            tap_slice=config.tap_slice,
+            name="feature_extractor",
+        )
+        family = self.feature_extractor.family
+        variant = "bagnet" if family == "bagnet" else "efficientnet"
+        feature_dim = self.feature_extractor.feature_dim
+        self.location_module = LocationModule(
+            variant=variant,
+            grid_size=config.grid_size,
+            hidden_channels=config.location_hidden_channels,
+            normalize_logits=config.normalize_location_logits,
+            name="location_module",
+        )
+        self.positional_encoding = PositionalEncoding(
+            variant=variant,
+            output_dim=feature_dim,
+            encoding_dim=feature_dim // config.positional_encoding_divisor,
+            max_inverse_frequency=config.max_inverse_frequency,
+            name="positional_encoding",
+        )
+        self.classification_module = ClassificationModule(
+            num_classes=config.num_classes,
+            dropout_rate=config.dropout_rate,
+            kernel_initializer=(
+                "glorot_normal"
+                if variant == "bagnet"
+                else _EFFICIENTNET_DENSE_INIT
+            ),
+            name="classification_module",
+        )
+        self.feature_weighting = (
+            FeatureWeighting(name="feature_weighting")
+            if config.feature_weighting
+            else None
+        )
+        self.seed_generator = keras.random.SeedGenerator(
+            config.seed, name="location_sampler"
+        )
+
+    def build(self, input_shape=None):
+        # The model accepts any image size, so sublayers are built by one
+        # eager pass at the base resolution (level 1 plus the location
+        # module); init_scope keeps variable creation out of any trace.
+        with tf.init_scope():
+            side = self.config.base_resolution
+            self.call(
+                tf.zeros((1, side, side, 3)),
+                training=False,
+                locations_per_level=[0],
+            )
+        self.built = True
+
+    def call(
+        self,
+        images,
+        training=None,
+        locations_per_level=None,
+        selection=None,
+    ):
+        config = self.config
+        locations = self.resolve_locations(locations_per_level)
+        if selection is None:
+            selection = config.selection if training else "greedy"
+        if selection not in config_lib.SELECTION_MODES:
+            raise ValueError(
+                f"`selection` must be one of {config_lib.SELECTION_MODES}, "
+                f"got {selection!r}."
+            )
+        images = tf.cast(images, self.compute_dtype)
+        height, width = geometry.spatial_size(images)
+        images = self._check_image_size(images, height, width)
+        batch = tf.shape(images)[0]
+        grid = config.grid_size
+        image_scale = tf.cast(tf.stack([height, width] * 2), tf.float32)
+
+        # === Traversal ===
+        # Each level holds `regions` (batch * per_image, h, w, 3) at full
+        # resolution; per_image = product of the k's so far.
+        regions = images
+        per_image = 1
+        region_size = tf.cast(tf.stack([height, width]), tf.float32)
+        origins = tf.zeros((batch, 2))  # (regions, 2) in input pixels
+        positions = tf.zeros((batch, 3))  # (regions, 3): y, x, level - 1
+        cells = -tf.ones((batch,), tf.int32)  # (regions,)
+        cell_log_probs = tf.zeros((batch,))  # (regions,)
+        per_level = {
+            "vectors": [],
+            "boxes": [],
+            "levels": [],
+            "cells": [],
+            "log_probs": [],
+        }
+        location_probs = []
+        location_log_prob = tf.zeros((batch,))
+        for level, k in enumerate(list(locations) + [None]):
+            resized = self._resize_to_base(regions)
+            features, feature_map = self.feature_extractor(
+                resized, training=training
+            )
+            encoded = self.positional_encoding(features, positions)
+            boxes = tf.concat([origins, origins + region_size], axis=-1)
+            per_level["vectors"].append(
+                tf.reshape(encoded, [batch, per_image, encoded.shape[-1]])
+            )
+            per_level["boxes"].append(
+                tf.reshape(boxes / image_scale, [batch, per_image, 4])
+            )
+            per_level["levels"].append(
+                tf.fill([batch, per_image], level + 1)
+            )
+            per_level["cells"].append(tf.reshape(cells, [batch, per_image]))
+            per_level["log_probs"].append(
+                tf.reshape(cell_log_probs, [batch, per_image])
+            )
+            if k is None:
+                break
+            logits = self.location_module(feature_map, features)
+            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+            location_probs.append(
+                tf.reshape(tf.exp(log_probs), [batch, per_image, grid * grid])
+            )
+            if k == 0:
+                break
+            chosen = sampling.select_cells(
+                log_probs, k, selection, seed=self.seed_generator
+            )  # (regions, k)
+            set_log_prob = sampling.set_log_prob(
+                log_probs, chosen, config.log_prob
+            )
+            location_log_prob += tf.reduce_sum(
+                tf.reshape(set_log_prob, [batch, per_image]), axis=1
+            )
+            regions, cell_boxes = geometry.crop_cells(
+                regions, chosen, grid, config.cell_fraction
+            )
+            # Children inherit the parent's origin and position: (regions*k, .)
+            origins = tf.reshape(
+                origins[:, None, :] + cell_boxes[..., :2], [-1, 2]
+            )
+            region_size = tf.cast(tf.shape(regions)[1:3], tf.float32)
+            rows = tf.cast(chosen // grid, tf.float32)
+            cols = tf.cast(chosen % grid, tf.float32)
+            positions = tf.reshape(
+                tf.stack(
+                    [
+                        positions[:, None, 0] * grid + rows,
+                        positions[:, None, 1] * grid + cols,
+                        tf.fill(tf.shape(rows), float(level + 1)),
+                    ],
+                    axis=-1,
+                ),
+                [-1, 3],
+            )
+            cells = tf.reshape(chosen, [-1])
+            cell_log_probs = tf.reshape(
+                sampling.cell_log_probs(log_probs, chosen), [-1]
+            )
+            per_image *= k
+
+        # === Aggregation and classification ===
+        vectors = tf.concat(per_level["vectors"], axis=1)  # (batch, T, D)
+        outputs = {}
+        if self.feature_weighting is not None:
+            aggregate, weights = self.feature_weighting(vectors)
+            outputs["feature_weights"] = tf.stop_gradient(weights)
+        else:
+            aggregate = tf.reduce_mean(vectors, axis=1)
+        outputs.update(
+            logits=self.classification_module(aggregate, training=training),
+            per_feature_logits=self.classification_module(
+                vectors, training=training
+            ),
+            location_probs=tuple(location_probs),
+            attended_boxes=tf.concat(per_level["boxes"], axis=1),
+            attended_levels=tf.concat(per_level["levels"], axis=1),
+            attended_cells=tf.concat(per_level["cells"], axis=1),
+            attended_log_probs=tf.concat(per_level["log_probs"], axis=1),
+            location_log_prob=location_log_prob,
+            features=aggregate,
+        )
+        return outputs
+
+    def resolve_locations(self, locations_per_level):
+        """Validated tuple of locations per level (config default for None)."""
+        if locations_per_level is None:
+            return self.config.locations_per_level
+        if isinstance(locations_per_level, int):
+            raise ValueError(
+                "`locations_per_level` must be a list with one value per level "
+                f"transition (e.g. [2, 1]), got {locations_per_level!r}."
+            )
+        locations = tuple(int(k) for k in locations_per_level)
+        config_lib.validate_locations(locations, self.config.grid_size)
+        return locations
+
+    def _resize_to_base(self, regions):
+        side = self.config.base_resolution
+        if regions.shape[1] == side and regions.shape[2] == side:
+            return regions
+        # Bilinear without antialiasing, as the release (detail §1).
+        return tf.image.resize(
+            regions, (side, side), method="bilinear", antialias=False
+        )
+
+    def _check_image_size(self, images, height, width):
+        side = self.config.base_resolution
+        if isinstance(height, int) and isinstance(width, int):
+            if height < side or width < side:
+                raise ValueError(
+                    f"Images of {height}x{width} px are smaller than the base "
+                    f"resolution {side} of '{self.name}'; upsample them or use "
+                    "a smaller base_resolution."
+                )
+            return images
+        check = tf.debugging.assert_greater_equal(
+            tf.minimum(tf.cast(height, tf.int32), tf.cast(width, tf.int32)),
+            side,
+            message=f"images are smaller than the base resolution {side}",
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(images)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(
+            config.pop("config"), load_backbone_weights=False, **config
+        )
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Builds the TNet preset `name`, with config fields overridden."""
+        from tnet_tf import presets
+
+        return cls(presets.get(name).replace(**overrides))
