@@ -86,6 +86,8 @@ class TNetConfig(_ConfigMixin):
             map's channels for EfficientNet).
         normalize_location_logits: L2-normalise the location logits before
             the softmax, a quirk of the release (Q3); the paper does not.
+        uniform_initial_policy: zero-initialise the location module's output
+            layer so the policy starts uniform over the cells.
         feature_weighting: aggregate with the feature weighting module
             (CUB, NABirds) instead of the mean.
         dropout_rate: dropout before the classifier.
@@ -133,6 +135,7 @@ class TNetConfig(_ConfigMixin):
     max_inverse_frequency: float = 100.0
     location_hidden_channels: typing.Optional[int] = None
     normalize_location_logits: bool = False
+    uniform_initial_policy: bool = False
     feature_weighting: bool = False
     dropout_rate: float = 0.0
     backbone_dropout_rate: float = 0.0

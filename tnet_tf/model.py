@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tnet_tf import config as config_lib
 from tnet_tf import geometry
+from tnet_tf import losses
 from tnet_tf import sampling
 from tnet_tf.layers import ClassificationModule
 from tnet_tf.layers import FeatureExtractor
@@ -14,6 +15,18 @@ from tnet_tf.layers import PositionalEncoding
 
 # Dense initializer of the EfficientNet family (release §8); BagNet uses
 # glorot_normal everywhere.
+METRIC_TERMS = (
+    "loss",
+    "aggregate_ce",
+    "reinforce",
+    "per_feature_ce",
+    "per_feature_reinforce",
+    "l2",
+    "contrastive",
+    "reward",
+    "locations",
+)
+
 _EFFICIENTNET_DENSE_INIT = {
     "class_name": "VarianceScaling",
     "config": {
@@ -118,6 +131,7 @@ class TNet(keras.Model):
             grid_size=config.grid_size,
             hidden_channels=config.location_hidden_channels,
             normalize_logits=config.normalize_location_logits,
+            uniform_initial_policy=config.uniform_initial_policy,
             name="location_module",
         )
         self.positional_encoding = PositionalEncoding(
@@ -145,8 +159,38 @@ class TNet(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(
             config.seed, name="location_sampler"
         )
+        # The reward baseline b of eq. (2): state, not a parameter; MEAN
+        # aggregation averages its per-replica updates across replicas.
+        self.reward_baseline = self.add_weight(
+            name="reward_baseline",
+            shape=(),
+            initializer=keras.initializers.Constant(
+                config.baseline_initial_value
+            ),
+            trainable=False,
+            aggregation="mean",
+        )
+
+        # === Training state ===
+        self.backbone_optimizer = None
+        self.loss_variant = "paper"
+        self.evaluation_locations = None
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in METRIC_TERMS
+        }
+        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
+            name="top1"
+        )
+        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
+            k=5, name="top5"
+        )
+        # Built at construction, like a functional model: count_params,
+        # summary and saving work before the first call.
+        self.build()
 
     def build(self, input_shape=None):
+        if self.built:
+            return
         # The model accepts any image size, so sublayers are built by one
         # eager pass at the base resolution (level 1 plus the location
         # module); init_scope keeps variable creation out of any trace.
@@ -329,6 +373,183 @@ class TNet(keras.Model):
         with tf.control_dependencies([check]):
             return tf.identity(images)
 
+    # === Learning rule (paper Section 4) ===
+
+    def compile(
+        self,
+        optimizer="adam",
+        backbone_optimizer=None,
+        loss_variant="paper",
+        **kwargs,
+    ):
+        """Configures training.
+
+        Args:
+            optimizer: optimizer of every trainable weight, or only of the
+                modules around the backbone when `backbone_optimizer` is set.
+            backbone_optimizer: optional second optimizer for the feature
+                extractor (fine-tuning with a smaller learning rate, as the
+                release did for CUB and NABirds). The L2 penalty then covers
+                only the other modules, as in the release (Q5).
+            loss_variant: `"paper"` (eq. 3) or `"release"` (per-feature
+                cross-entropy including the level-1 vector and a mixed
+                baseline target; see `tnet_tf.losses`).
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
+                `steps_per_execution`). A `loss` is not needed: the loss is
+                the model's own.
+        """
+        if loss_variant not in losses.LOSS_VARIANTS:
+            raise ValueError(
+                f"`loss_variant` must be one of {losses.LOSS_VARIANTS}, "
+                f"got {loss_variant!r}."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+        self.loss_variant = loss_variant
+        self.backbone_optimizer = (
+            keras.optimizers.get(backbone_optimizer)
+            if backbone_optimizer is not None
+            else None
+        )
+        if not self.built:
+            self.build()
+        if self.backbone_optimizer is not None:
+            # Built here, under the caller's strategy scope: creating its
+            # slots lazily inside a replica step is not allowed.
+            self.backbone_optimizer.build(self._backbone_variables())
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _backbone_variables(self):
+        return self.feature_extractor.trainable_variables
+
+    def _module_variables(self):
+        backbone = {id(v) for v in self._backbone_variables()}
+        return [v for v in self.trainable_variables if id(v) not in backbone]
+
+    def _l2_variables(self):
+        normalization = set()
+        for layer in self._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                normalization.update(id(v) for v in layer.weights)
+        candidates = (
+            self._module_variables()
+            if self.backbone_optimizer is not None
+            else self.trainable_variables
+        )
+        return [v for v in candidates if id(v) not in normalization]
+
+    def compute_loss_terms(self, images, labels, training):
+        """Forward pass and every loss term for one replica's batch.
+
+        Returns the output dict and a dict of scalar terms, `loss` being
+        the total of eq. (3) plus the L2 and contrastive terms.
+        """
+        locations = None if training else self.evaluation_locations
+        outputs = self(images, training=training, locations_per_level=locations)
+        config = self.config
+        terms = losses.hybrid_reinforce_loss(
+            labels,
+            outputs,
+            self.reward_baseline,
+            reinforce_weight=config.reinforce_weight,
+            per_feature_ce_weight=config.per_feature_ce_weight,
+            per_feature_reinforce_weight=config.per_feature_reinforce_weight,
+            per_feature_level_cap=config.per_feature_level_cap,
+            variant=self.loss_variant,
+        )
+        terms["l2"] = losses.l2_penalty(self._l2_variables(), config.l2_weight)
+        terms["contrastive"] = tf.constant(0.0)
+        if config.contrastive_weight > 0.0:
+            terms["contrastive"] = config.contrastive_weight * (
+                losses.contrastive_loss(
+                    outputs["features"], labels, config.contrastive_margin
+                )
+            )
+        terms["loss"] = terms["loss"] + terms["l2"] + terms["contrastive"]
+        terms["locations"] = tf.cast(
+            tf.shape(outputs["attended_levels"])[1] - 1, tf.float32
+        )
+        return outputs, terms
+
+    def replica_step(self, images, labels):
+        """One training step on one replica: the math shared by `train_step`
+        and the multi-worker loop of `tnet_tf.training`.
+
+        Monte Carlo samples tile the batch `num_samples` times; gradients of
+        the replica-scaled loss are applied, then the baseline moves.
+        """
+        samples = self.config.num_samples
+        if samples > 1:
+            images = tf.tile(images, [samples, 1, 1, 1])
+            labels = tf.tile(labels, [samples])
+        # Optimizers sum gradients over replicas, so each replica's loss is
+        # divided by their number to follow the mean over the global batch.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            outputs, terms = self.compute_loss_terms(images, labels, True)
+            replica_loss = terms["loss"] / replicas
+            scaled = self.optimizer.scale_loss(replica_loss)
+            if self.backbone_optimizer is not None:
+                backbone_scaled = self.backbone_optimizer.scale_loss(
+                    replica_loss
+                )
+        if self.backbone_optimizer is None:
+            variables = self.trainable_variables
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        else:
+            variables = self._module_variables()
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
+            variables = self._backbone_variables()
+            self.backbone_optimizer.apply(
+                tape.gradient(backbone_scaled, variables), variables
+            )
+        del tape
+        momentum = self.config.baseline_momentum
+        self.reward_baseline.assign(
+            momentum * self.reward_baseline
+            + (1.0 - momentum) * terms["baseline_target"]
+        )
+        return self._update_metrics(labels, outputs, terms)
+
+    def train_step(self, data):
+        images, labels = _unpack(data)
+        return self.replica_step(images, labels)
+
+    def test_step(self, data):
+        images, labels = _unpack(data)
+        outputs, terms = self.compute_loss_terms(images, labels, False)
+        return self._update_metrics(labels, outputs, terms)
+
+    def _update_metrics(self, labels, outputs, terms):
+        for name in METRIC_TERMS:
+            self._trackers[name].update_state(terms[name])
+        self._trackers["top1"].update_state(labels, outputs["logits"])
+        self._trackers["top5"].update_state(labels, outputs["logits"])
+        logs = {m.name: m.result() for m in self.metrics}
+        logs["baseline"] = tf.identity(self.reward_baseline)
+        return logs
+
+    def evaluate(self, *args, locations_per_level=None, **kwargs):
+        """`keras.Model.evaluate`, optionally at another `locations_per_level`.
+
+        The weights do not depend on the number of locations, so one model
+        is evaluated at any setting without rebuilding.
+        """
+        previous = self.evaluation_locations
+        self.evaluation_locations = (
+            None
+            if locations_per_level is None
+            else self.resolve_locations(locations_per_level)
+        )
+        self.test_function = None  # retrace for the new setting
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self.evaluation_locations = previous
+            self.test_function = None
+
     def get_config(self):
         return {
             "name": self.name,
@@ -349,3 +570,14 @@ class TNet(keras.Model):
         from tnet_tf import presets
 
         return cls(presets.get(name).replace(**overrides))
+
+
+def _unpack(data):
+    """`(images, labels)` from `(images, labels[, sample_weight])`."""
+    if not isinstance(data, (tuple, list)) or len(data) < 2:
+        raise ValueError(
+            "TNet trains on (images, labels) pairs; got a batch of "
+            f"type {type(data).__name__}."
+        )
+    images, labels = data[0], data[1]
+    return images, tf.reshape(tf.cast(labels, tf.int32), [-1])

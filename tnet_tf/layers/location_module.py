@@ -53,6 +53,10 @@ class LocationModule(keras.layers.Layer):
             does not mention; original_implementation.md, "Location module",
             and original_implementation_detail.md Q3). `False` (default) follows
             the paper.
+        uniform_initial_policy: bool. `True` zero-initialises the output
+            convolution, so every cell starts equally likely and only the
+            REINFORCE terms shape the policy. `False` (default) uses the
+            release's initializer.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Call arguments:
@@ -80,6 +84,7 @@ class LocationModule(keras.layers.Layer):
         hidden_channels=None,
         se_ratio=0.5,
         normalize_logits=False,
+        uniform_initial_policy=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,22 +120,35 @@ class LocationModule(keras.layers.Layer):
                 f"Received: normalize_logits={normalize_logits!r}"
             )
 
+        if not isinstance(uniform_initial_policy, bool):
+            raise ValueError(
+                "`uniform_initial_policy` must be a bool. "
+                f"Received: uniform_initial_policy={uniform_initial_policy!r}"
+            )
+
         # === Config ===
         self.variant = variant
         self.grid_size = grid_size
         self.hidden_channels = hidden_channels
         self.se_ratio = se_ratio
         self.normalize_logits = normalize_logits
+        self.uniform_initial_policy = uniform_initial_policy
 
         # === Layers ===
         if variant == "bagnet":
             self.hidden_conv = self._conv(hidden_channels or 512, "hidden_conv")
         # The efficientnet convolutions default to the width of `F`, which is
         # only known in `build`, so they are created there.
-        self.output_conv = self._conv(1, "output_conv")
+        self.output_conv = self._conv(
+            1, "output_conv", zeros=uniform_initial_policy
+        )
 
-    def _conv(self, filters, name):
-        if self.variant == "bagnet":
+    def _conv(self, filters, name, zeros=False):
+        if zeros:
+            # Equal logits everywhere: the policy starts uniform and only
+            # the REINFORCE terms move it away.
+            kernel_initializer = keras.initializers.Zeros()
+        elif self.variant == "bagnet":
             kernel_initializer = keras.initializers.GlorotNormal()
         else:
             kernel_initializer = keras.initializers.VarianceScaling(
@@ -256,6 +274,7 @@ class LocationModule(keras.layers.Layer):
                 "hidden_channels": self.hidden_channels,
                 "se_ratio": self.se_ratio,
                 "normalize_logits": self.normalize_logits,
+                "uniform_initial_policy": self.uniform_initial_policy,
             }
         )
         return config
