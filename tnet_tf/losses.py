@@ -17,7 +17,9 @@ where `v` runs over the attended vectors (paper: `|V| = |l|`, the attended
 locations), limited to levels up to `per_feature_level_cap`. With
 `variant="release"` the per-feature cross-entropy also includes the level-1
 vector and divides by `|l| + 1` (`original_implementation_detail.md` §9, Q5),
-and the baseline target mixes both reward kinds (Q4).
+and the baseline target mixes both reward kinds (Q4). Both variants divide by
+the tiled batch `N * M` as eq. (1) does; the release kept `N` when `M > 1`
+(every one of its recipes used `M = 1`).
 """
 
 import tensorflow as tf

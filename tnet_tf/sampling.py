@@ -41,7 +41,11 @@ def sample_cells(log_probs, k, seed=None):
         int32 `(b, k)` cell indices in sampling order.
     """
     uniform = keras.random.uniform(
-        tf.shape(log_probs), minval=1e-20, maxval=1.0, seed=seed
+        tf.shape(log_probs),
+        minval=1e-20,
+        maxval=1.0,
+        dtype=log_probs.dtype,
+        seed=seed,
     )
     gumbel = -tf.math.log(-tf.math.log(uniform))
     return tf.math.top_k(log_probs + gumbel, k=k, sorted=True).indices
