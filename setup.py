@@ -27,6 +27,7 @@ setuptools.setup(
         "tensorflow-datasets==4.9.10",
         "numpy>=1.26,<2.5",
         "absl-py==2.5.1",
+        "mlxtend==0.25.0",
     ],
     extras_require={
         "test": [

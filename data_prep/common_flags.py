@@ -1,0 +1,63 @@
+"""Flags shared by the converters, declared once.
+
+absl flags are process-global: two modules declaring `--output_dir` cannot
+both be imported (tests import every entry point). Each converter imports
+this module and declares only flags of its own, with distinct names.
+"""
+
+import sys
+
+from absl import flags
+
+RAW_DIR = flags.DEFINE_string("raw_dir", None, "Folder of the raw dataset.")
+OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Folder for the TFRecord shards (created if missing)."
+)
+DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    "Dataset name: cub or nabirds for data_prep.birds; a registered dataset "
+    "(tnet_tf.data.datasets) for data_prep.verify.",
+)
+TRAIN_SHARDS = flags.DEFINE_integer(
+    "train_shards", None, "Shards of the train split (default: the release's)."
+)
+EVAL_SHARDS = flags.DEFINE_integer(
+    "eval_shards",
+    None,
+    "Shards of each evaluation split, validation and test (default: the "
+    "release's).",
+)
+NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 8, "Threads decoding and encoding images."
+)
+SHUFFLE_SEED = flags.DEFINE_integer(
+    "shuffle_seed", 12345, "Seed of the shuffle before sharding (release: 12345)."
+)
+
+
+def shard_counts(defaults):
+    """`{split: shards}`: the release's `defaults`, overridden by the flags."""
+    counts = dict(defaults)
+    for split in counts:
+        flag = TRAIN_SHARDS if split == "train" else EVAL_SHARDS
+        if flag.value is not None:
+            counts[split] = flag.value
+    return counts
+
+
+def writer_options():
+    """The keyword arguments of `write_sharded` that flags control."""
+    return {
+        "num_workers": NUM_WORKERS.value,
+        "shuffle_seed": SHUFFLE_SEED.value,
+    }
+
+
+def print_reports(reports):
+    """Prints the summary of each split's `ConversionReport`."""
+    for report in reports.values():
+        print(report.summary())
+    skipped = sum(len(report.skipped) for report in reports.values())
+    if skipped:
+        print(f"{skipped} input files skipped (listed above).", file=sys.stderr)

@@ -1,0 +1,290 @@
+"""The one sharded TFRecord writer: atomic, resumable, with a report.
+
+Converters turn their raw layout into a list of work items and hand it to
+`write_sharded`. The writer assigns items to shards deterministically, turns
+each item into a record (`images.encode_image_item` for `images.ImageItem`),
+validates it, and writes each shard to `<name>.tmp-<pid>` before renaming it
+into place, so a shard file either is complete or does not exist. A small
+JSON sidecar per shard (in `<output_dir>/conversion/`) records what went into
+the shard; on a re-run, shards whose sidecar matches the items are kept as
+they are, so an interrupted conversion resumes and ends with the same bytes
+as an uninterrupted one. Every input ends up either written or skipped with
+its path and reason: `inputs == written + len(skipped)`.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import time
+
+import tensorflow as tf
+
+from tnet_tf.data import images
+from tnet_tf.data import records
+
+REPORT_FOLDER = "conversion"
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What a conversion did with each input.
+
+    Attributes:
+        split: the split name.
+        inputs: number of work items.
+        written: number of records written.
+        skipped: `[(path, reason), ...]` for inputs not written.
+        converted: `[(path, note), ...]` for inputs written after a
+            conversion (CMYK, grayscale, PNG, truncated ...).
+        reused_shards: shards kept from an earlier run.
+    """
+
+    split: str = ""
+    inputs: int = 0
+    written: int = 0
+    skipped: list = dataclasses.field(default_factory=list)
+    converted: list = dataclasses.field(default_factory=list)
+    reused_shards: int = 0
+
+    def check(self):
+        """Raises `AssertionError` unless inputs == written + skipped."""
+        if self.inputs != self.written + len(self.skipped):
+            raise AssertionError(
+                f"Unbalanced conversion of '{self.split}': {self.inputs} inputs "
+                f"!= {self.written} written + {len(self.skipped)} skipped."
+            )
+
+    def add(self, other):
+        """Adds the counts and lists of `other` (e.g. one shard's report)."""
+        self.inputs += other.inputs
+        self.written += other.written
+        self.skipped += [tuple(pair) for pair in other.skipped]
+        self.converted += [tuple(pair) for pair in other.converted]
+
+    def summary(self):
+        """A human-readable summary that lists every skipped file."""
+        lines = [
+            f"{self.split}: {self.inputs} inputs = {self.written} written + "
+            f"{len(self.skipped)} skipped ({len(self.converted)} converted, "
+            f"{self.reused_shards} shards kept from an earlier run)"
+        ]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def _identity(item):
+    if isinstance(item, tf.train.Example):
+        serialized = item.SerializeToString(deterministic=True)
+        return hashlib.sha256(serialized).hexdigest()
+    return repr(item)
+
+
+def _fingerprint(shard_items, index, num_shards):
+    digest = hashlib.sha256(f"{index}/{num_shards}".encode())
+    for item in shard_items:
+        digest.update(_identity(item).encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def _write_json(path, content):
+    """Writes JSON under a temporary name, then renames it into place."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as file:
+        json.dump(content, file, indent=1, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def _remove_stale_files(output_dir, split, num_shards):
+    """Deletes leftover temporary shards and shards of another count."""
+    pattern = re.compile(
+        rf"^{re.escape(split)}-\d{{5}}-of-(\d{{5}})\.tfrecord(\.tmp-\d+)?$"
+    )
+    for name in os.listdir(output_dir):
+        match = pattern.match(name)
+        if match and (match.group(2) or int(match.group(1)) != num_shards):
+            os.remove(os.path.join(output_dir, name))
+
+
+def _encode(item, encode):
+    if encode is None and isinstance(item, tf.train.Example):
+        return item, ""
+    result = (encode or images.encode_image_item)(item)
+    return result if isinstance(result, tuple) else (result, "")
+
+
+def _path_of(item):
+    return str(getattr(item, "path", repr(item)))
+
+
+def _convert_shard(shard_items, path, encode, num_workers, checks, progress):
+    """Writes one shard to `path` and returns its report."""
+    report = ConversionReport(inputs=len(shard_items))
+    chunk = 16 * num_workers  # bounds the decoded images held in memory
+    with tf.io.TFRecordWriter(path) as writer, (
+        concurrent.futures.ThreadPoolExecutor(num_workers)
+    ) as pool:
+        for start in range(0, len(shard_items), chunk):
+            batch = shard_items[start : start + chunk]
+            # `map` keeps the item order: shard bytes do not depend on timing.
+            results = pool.map(lambda item: _encode(item, encode), batch)
+            for item, (example, note) in zip(batch, results):
+                progress.update(1)
+                if example is not None:
+                    # Deterministic: map order would otherwise vary by process.
+                    serialized = example.SerializeToString(deterministic=True)
+                    parsed = records.parse_example(serialized)
+                    problems = records.validate_example(parsed, **checks)
+                    if problems:
+                        example, note = None, "invalid record: " + "; ".join(
+                            problems
+                        )
+                if example is None:
+                    report.skipped.append((_path_of(item), note))
+                    continue
+                writer.write(serialized)
+                report.written += 1
+                if note:
+                    report.converted.append((_path_of(item), note))
+    return report
+
+
+def write_sharded(
+    items,
+    output_dir,
+    split,
+    num_shards,
+    *,
+    encode=None,
+    num_classes=None,
+    label_offset=0,
+    rejected=(),
+    shuffle_seed=12345,
+    num_workers=4,
+    show_progress=True,
+):
+    """Writes `items` as `num_shards` TFRecord shards of `split`.
+
+    Args:
+        items: a list of work items, or a callable returning an iterable of
+            them. Items are `ImageItem`s, ready `tf.train.Example`s, or
+            anything `encode` accepts; `repr(item)` must identify the item
+            (it decides whether a shard from an earlier run can be kept).
+        output_dir: the record folder (created if missing).
+        split: split name, e.g. "train".
+        num_shards: number of shards; items are split into contiguous,
+            near-equal runs after the shuffle (a shard may be empty).
+        encode: `item -> tf.train.Example | (example | None, note)`;
+            default `images.encode_image_item` (examples pass through).
+        num_classes, label_offset: when `num_classes` is given, records
+            whose label lies outside the range are skipped as invalid.
+        rejected: `[(path, reason), ...]`: inputs the converter already
+            rejected while reading the raw layout (e.g. no label); they
+            count as inputs and as skipped.
+        shuffle_seed: the items are shuffled with `random.Random(seed)`
+            before sharding (the release uses 12345); `None` keeps the order.
+        num_workers: threads that decode and encode images.
+        show_progress: draw a progress bar on stderr.
+
+    Returns:
+        The `ConversionReport` of the split, also saved as
+        `<output_dir>/conversion/<split>-report.json`.
+    """
+    items = list(items() if callable(items) else items)
+    if num_shards < 1:
+        raise ValueError(f"`num_shards` must be at least 1, got {num_shards}.")
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(items)
+    os.makedirs(os.path.join(output_dir, REPORT_FOLDER), exist_ok=True)
+    _remove_stale_files(output_dir, split, num_shards)
+    checks = {"num_classes": num_classes, "label_offset": label_offset}
+    report = ConversionReport(split=split)
+    progress = ProgressBar(len(items), split, enabled=show_progress)
+    for index in range(num_shards):
+        start = index * len(items) // num_shards
+        shard_items = items[start : (index + 1) * len(items) // num_shards]
+        name = records.shard_name(split, index, num_shards)
+        path = os.path.join(output_dir, name)
+        sidecar = os.path.join(output_dir, REPORT_FOLDER, name + ".json")
+        fingerprint = _fingerprint(shard_items, index, num_shards)
+        saved = {}
+        if os.path.exists(path) and os.path.exists(sidecar):
+            with open(sidecar) as file:
+                saved = json.load(file)
+        if saved.get("fingerprint") == fingerprint:
+            report.add(ConversionReport(**saved["report"]))
+            report.reused_shards += 1
+            progress.update(len(shard_items))
+            continue
+        if os.path.exists(path):
+            os.remove(path)  # never keep a shard whose sidecar does not match
+        temporary = f"{path}.tmp-{os.getpid()}"
+        try:
+            shard_report = _convert_shard(
+                shard_items, temporary, encode, num_workers, checks, progress
+            )
+            # The sidecar lands first, so every shard file has its sidecar.
+            content = {"fingerprint": fingerprint}
+            content["report"] = dataclasses.asdict(shard_report)
+            _write_json(sidecar, content)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        report.add(shard_report)
+    progress.close()
+    report.inputs += len(rejected)
+    report.skipped += [tuple(pair) for pair in rejected]
+    report.check()
+    summary = os.path.join(output_dir, REPORT_FOLDER, f"{split}-report.json")
+    _write_json(summary, dataclasses.asdict(report))
+    return report
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (tqdm is not a dependency).
+
+    On a terminal the line is redrawn in place at most every `interval`
+    seconds; in a log, one line is printed per tenth of the work.
+    """
+
+    def __init__(self, total, label="", enabled=True, stream=None, interval=0.2):
+        self.total, self.label, self.enabled = total, label, enabled
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.count = 0
+        self._start = self._last_draw = time.monotonic()
+        self._last_tenth = 0
+        self._terminal = getattr(self.stream, "isatty", lambda: False)()
+
+    def update(self, count=1):
+        self.count += count
+        tenth = 10 * self.count // max(self.total, 1)
+        if not self.enabled:
+            return
+        if self._terminal:
+            if time.monotonic() - self._last_draw >= self.interval:
+                self._draw("\r")
+        elif tenth > self._last_tenth:
+            self._last_tenth = tenth
+            self._draw("", end="\n")
+
+    def close(self):
+        if self.enabled and (self._terminal or self._last_tenth < 10):
+            self._draw("\r" if self._terminal else "", end="\n")
+
+    def _draw(self, prefix, end="", width=30):
+        self._last_draw = time.monotonic()
+        done = self.count / self.total if self.total else 1.0
+        rate = self.count / max(self._last_draw - self._start, 1e-9)
+        left = int((self.total - self.count) / rate) if rate > 0 else 0
+        bar = "#" * int(width * done) + "." * (width - int(width * done))
+        self.stream.write(
+            f"{prefix}{self.label} [{bar}] {self.count}/{self.total} "
+            f"{rate:.1f}/s, {left // 60}:{left % 60:02d} left{end}"
+        )
+        self.stream.flush()
