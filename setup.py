@@ -28,6 +28,7 @@ setuptools.setup(
         "numpy>=1.26,<2.5",
         "absl-py==2.5.1",
         "mlxtend==0.25.0",
+        "matplotlib==3.11.2",
     ],
     extras_require={
         "test": [

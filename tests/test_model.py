@@ -117,6 +117,10 @@ def test_clear_errors(model):
         model(tf.zeros((1, 96, 96, 3)), locations_per_level=[10])
     with pytest.raises(ValueError, match="selection"):
         model(tf.zeros((1, 96, 96, 3)), selection="random")
+    with pytest.raises(ValueError, match="must hold ints"):
+        model(tf.zeros((1, 96, 96, 3)), locations_per_level=[1.5])
+    with pytest.raises(ValueError, match="must hold ints"):
+        model(tf.zeros((1, 96, 96, 3)), locations_per_level=[True])
     with pytest.raises(ValueError, match="one value per level"):
         model(tf.zeros((1, 96, 96, 3)), locations_per_level=2)
     with pytest.raises(ValueError, match="image_size"):

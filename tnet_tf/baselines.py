@@ -65,8 +65,11 @@ class BaselineClassifier(keras.Model):
             ),
             name="classification_module",
         )
+        self.build()
 
     def build(self, input_shape=None):
+        if self.built:
+            return
         self.feature_extractor.build((None, None, None, 3))
         self.classification_module.build(
             (None, self.feature_extractor.feature_dim)

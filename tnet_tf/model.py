@@ -342,7 +342,11 @@ class TNet(keras.Model):
                 "`locations_per_level` must be a list with one value per level "
                 f"transition (e.g. [2, 1]), got {locations_per_level!r}."
             )
-        locations = tuple(int(k) for k in locations_per_level)
+        # NumPy integers are fine; floats, strings and bools are not.
+        locations = tuple(
+            int(k) if hasattr(k, "__index__") and not isinstance(k, bool) else k
+            for k in locations_per_level
+        )
         config_lib.validate_locations(locations, self.config.grid_size)
         return locations
 

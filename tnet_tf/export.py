@@ -1,0 +1,274 @@
+"""SavedModel serving signatures and `.keras` files for TNet and its baselines.
+
+`export_saved_model` writes a SavedModel that runs with TensorFlow alone
+(`tf.saved_model.load(path).signatures["serve"]`), without `tnet_tf`. The
+number of attended locations changes the traversal graph, so each location
+setting is its own endpoint; the weights are shared by all of them.
+
+Endpoints of a TNet (a baseline has the same ones, minus the location
+settings, and returns only `logits` and `probabilities`):
+
+- `serve` (also `serving_default`): float32 images `(batch, H, W, 3)` in
+  [-1, 1] of any size at least `base_resolution`, at the config's
+  `locations_per_level`.
+- `serve_locations_<k1>_<k2>...`: the same input at another setting, e.g.
+  `serve_locations_2_1`, `serve_locations_0` (the location module runs,
+  nothing is attended) and `serve_locations_none` (`[]`: level 1 only).
+- `serve_uint8`: uint8 images `(batch, H, W, 3)` in [0, 255], any size,
+  scaled to [-1, 1] and not resized.
+- `serve_image_bytes`: a batch of encoded images (JPEG, PNG, ...), each
+  decoded and preprocessed as in evaluation (`tnet_tf.data.augment`:
+  bilinear resize to `image_size` without keeping the aspect, scale to
+  [-1, 1]), so images of different sizes share a batch.
+
+Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
+(their softmax), and for a TNet `attended_boxes` `(batch, T, 4)` normalised
+`y0, x0, y1, x1`, `attended_levels` int32 `(batch, T)`, `attended_cells`
+int32 `(batch, T)`, `attended_log_probs` `(batch, T)` and, with feature
+weighting, `feature_weights` `(batch, T)`. The names are those of the model's
+output dict, so `tnet_tf.viz` draws either.
+
+A JSON description of the endpoints is written to
+`<path>/assets/signature_info.json`.
+
+Reference: the serving input types follow TF Model Garden's
+`serving/image_classification.py` (`image_tensor`, `image_bytes`).
+"""
+
+import json
+import numbers
+import os
+
+import keras
+import tensorflow as tf
+
+from tnet_tf.data import augment
+from tnet_tf.model import TNet
+
+DEFAULT_ENDPOINT = "serve"
+UINT8_ENDPOINT = "serve_uint8"
+IMAGE_BYTES_ENDPOINT = "serve_image_bytes"
+SIGNATURE_INFO_FILE = "signature_info.json"
+# Per-location outputs passed through from the model's dict, in this order.
+ATTENTION_OUTPUTS = (
+    "attended_boxes",
+    "attended_levels",
+    "attended_cells",
+    "attended_log_probs",
+    "feature_weights",
+)
+
+
+def endpoint_name(locations_per_level):
+    """The endpoint name of a location setting.
+
+    Example:
+    >>> endpoint_name([2, 1])
+    'serve_locations_2_1'
+    >>> endpoint_name([])
+    'serve_locations_none'
+    """
+    if not locations_per_level:
+        return "serve_locations_none"
+    return "serve_locations_" + "_".join(str(k) for k in locations_per_level)
+
+
+def export_saved_model(
+    model, path, locations_settings=None, image_size=None, verbose=False
+):
+    """Writes `model` as a SavedModel, one endpoint per input type and setting.
+
+    Args:
+        model: a `tnet_tf.TNet` or `tnet_tf.BaselineClassifier`.
+        path: output directory.
+        locations_settings: optional list of extra `locations_per_level`
+            settings, each a list such as `[2, 1]`, `[0]` or `[]`; one
+            `serve_locations_...` endpoint each. Checked against the grid
+            before anything is traced: a bad setting raises `ValueError`.
+            Not allowed for a baseline.
+        image_size: int or `(height, width)` the `serve_image_bytes` endpoint
+            resizes to; defaults to `model.config.image_size`.
+        verbose: print the exported variables (Keras' `write_out`).
+
+    Returns:
+        The signature description written to
+        `<path>/assets/signature_info.json`: a dict with `model`,
+        `image_size`, `default_endpoint`, `outputs` (the keys every endpoint
+        returns) and `endpoints`, mapping each endpoint name to its `input`
+        and `locations_per_level`.
+
+    Raises:
+        ValueError: for a bad entry of `locations_settings`. Images smaller
+        than `base_resolution` are rejected when served, by the model's own
+        check (`InvalidArgumentError`).
+
+    Example:
+    >>> model = tnet_tf.presets.build("tiny_test")
+    >>> export_saved_model(model, "/tmp/tiny", [[0], [], [3]])
+    >>> served = tf.saved_model.load("/tmp/tiny")
+    >>> served.signatures["serve_locations_3"](images=images)["logits"]
+    """
+    is_tnet = isinstance(model, TNet)
+    if not model.built:
+        # A baseline is built at its first call; its build ignores the shape.
+        model.build((None, None, None, 3))
+    settings = _resolve_settings(model, locations_settings, is_tnet)
+    image_size = augment.image_size_pair(
+        model.config.image_size if image_size is None else image_size
+    )
+
+    def forward(images, locations):
+        if is_tnet:
+            outputs = model(
+                images, training=False, locations_per_level=locations
+            )
+            logits = outputs["logits"]
+        else:
+            outputs, logits = {}, model(images, training=False)
+        logits = tf.cast(logits, tf.float32)
+        served = {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+        for key in ATTENTION_OUTPUTS:
+            if key in outputs:
+                value = outputs[key]
+                # float32 whatever the compute dtype (mixed precision).
+                if value.dtype.is_floating:
+                    value = tf.cast(value, tf.float32)
+                served[key] = value
+        return served
+
+    default_locations = model.config.locations_per_level if is_tnet else None
+    float_images = tf.TensorSpec([None, None, None, 3], tf.float32)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    endpoints = {}
+
+    def add(name, fn, spec, input_kind, locations):
+        endpoints[name] = {
+            "input": input_kind,
+            "locations_per_level": (
+                None if locations is None else list(locations)
+            ),
+        }
+        return archive.add_endpoint(name, fn, input_signature=[spec])
+
+    # Tracing the traversal is the slow part of the export, so the model is
+    # traced once per setting and the other input types call that function.
+    # `serve` is registered first, so Keras also publishes it as
+    # `serving_default`.
+    float_input = "float32 (batch, height, width, 3) in [-1, 1]"
+    serve = add(
+        DEFAULT_ENDPOINT,
+        lambda images: forward(images, default_locations),
+        float_images,
+        float_input,
+        default_locations,
+    )
+    for locations in settings:
+        add(
+            endpoint_name(locations),
+            (
+                serve
+                if locations == default_locations
+                else lambda images, locations=locations: forward(
+                    images, locations
+                )
+            ),
+            float_images,
+            float_input,
+            locations,
+        )
+    add(
+        UINT8_ENDPOINT,
+        lambda images: serve(_uint8_to_model_range(images)),
+        tf.TensorSpec([None, None, None, 3], tf.uint8),
+        "uint8 (batch, height, width, 3) in [0, 255], not resized",
+        default_locations,
+    )
+    add(
+        IMAGE_BYTES_ENDPOINT,
+        lambda images: serve(_decode_batch(images, image_size)),
+        tf.TensorSpec([None], tf.string),
+        f"string (batch,) encoded images, resized to {list(image_size)}",
+        default_locations,
+    )
+    archive.write_out(str(path), verbose=verbose)
+
+    outputs = ["logits", "probabilities"]
+    if is_tnet:
+        outputs += [
+            key
+            for key in ATTENTION_OUTPUTS
+            if key != "feature_weights" or model.config.feature_weighting
+        ]
+    info = {
+        "model": model.name,
+        "image_size": list(image_size),
+        "default_endpoint": DEFAULT_ENDPOINT,
+        "outputs": outputs,
+        "endpoints": endpoints,
+    }
+    assets = os.path.join(str(path), "assets")
+    os.makedirs(assets, exist_ok=True)
+    with open(os.path.join(assets, SIGNATURE_INFO_FILE), "w") as file:
+        json.dump(info, file, indent=2)
+    return info
+
+
+def save_keras(model, path):
+    """Saves `model` as a `.keras` file (architecture, config and weights).
+
+    Reload with `keras.saving.load_model(path)` after `import tnet_tf`, which
+    registers the custom classes.
+    """
+    path = str(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"`path` must end with '.keras', got {path!r}.")
+    model.save(path)
+    return path
+
+
+def _resolve_settings(model, locations_settings, is_tnet):
+    """Validated, de-duplicated tuple of location settings."""
+    if not locations_settings:
+        return ()
+    if not is_tnet:
+        raise ValueError(
+            f"`locations_settings` applies to TNet only; '{model.name}' is a "
+            f"{type(model).__name__}, got {locations_settings!r}."
+        )
+    settings = []
+    for setting in locations_settings:
+        if not isinstance(setting, (list, tuple)):
+            raise ValueError(
+                "Each entry of `locations_settings` must be a list such as "
+                f"[2, 1], [0] or [], got {setting!r}."
+            )
+        # Checked here because `TNet.resolve_locations` casts with int(),
+        # which would quietly turn 1.5 into 1.
+        for count in setting:
+            if isinstance(count, bool) or not isinstance(
+                count, numbers.Integral
+            ):
+                raise ValueError(
+                    "`locations_settings` entries must hold ints, got "
+                    f"{count!r} in {setting!r}."
+                )
+        locations = model.resolve_locations(setting)
+        if locations not in settings:
+            settings.append(locations)
+    return tuple(settings)
+
+
+def _uint8_to_model_range(images):
+    # The same scaling as the data pipeline: [0, 255] -> [0, 1] -> [-1, 1].
+    images = tf.image.convert_image_dtype(images, tf.float32)
+    return augment.scale_to_minus_one_one(images)
+
+
+def _decode_batch(image_bytes, image_size):
+    height, width = image_size
+    return tf.map_fn(
+        lambda one: augment.preprocess_for_evaluation(one, image_size),
+        image_bytes,
+        fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+    )
