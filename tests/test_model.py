@@ -75,8 +75,19 @@ def test_greedy_picks_the_most_probable_cells(model, images):
     probs = out["location_probs"][0].numpy()[:, 0]
     top = np.argsort(-probs, axis=-1, kind="stable")[:, :3]
     assert out["attended_cells"].numpy()[:, 1:].tolist() == top.tolist()
-    expected = np.log(np.take_along_axis(probs, top, axis=-1))
-    np.testing.assert_allclose(out["attended_log_probs"].numpy()[:, 1:], expected, atol=1e-5)
+    chosen = np.take_along_axis(probs, top, axis=-1)
+    # Sequential (default): each draw given the earlier ones.
+    taken = np.concatenate([np.zeros((2, 1)), np.cumsum(chosen, -1)[:, :-1]], -1)
+    expected = np.log(chosen) - np.log(1.0 - taken)
+    log_probs = out["attended_log_probs"].numpy()
+    np.testing.assert_allclose(log_probs[:, 1:], expected, atol=1e-5)
+    np.testing.assert_allclose(log_probs.sum(-1), out["location_log_prob"].numpy(), atol=1e-5)
+    # The release's rule: each cell's own probability, summed.
+    release = tnet_tf.TNet(model.config.replace(log_prob="sum"))
+    release.set_weights(model.get_weights())
+    out = release(images, locations_per_level=[3])
+    np.testing.assert_allclose(out["attended_log_probs"].numpy()[:, 1:], np.log(chosen), atol=1e-5)
+    np.testing.assert_allclose(out["location_log_prob"].numpy(), np.log(chosen).sum(-1), atol=1e-5)
 
 
 def test_training_samples_without_replacement(model):

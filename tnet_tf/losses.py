@@ -14,7 +14,10 @@ and `lambda_r = per_feature_reinforce_weight`:
          + lambda_f * (1 - lambda_r) * sum_v (R_v - b) * -log p(l_v) / (|l| N)
 
 where `v` runs over the attended vectors (paper: `|V| = |l|`, the attended
-locations), limited to levels up to `per_feature_level_cap`. With
+locations), limited to levels up to `per_feature_level_cap`, and
+`log p(l_v)` is the model's `attended_log_probs` (with sequential sampling,
+the probability of that draw given the earlier draws of its grid, which
+stays bounded when the policy is sharp). With
 `variant="release"` the per-feature cross-entropy also includes the level-1
 vector and divides by `|l| + 1` (`original_implementation_detail.md` §9, Q5),
 and the baseline target mixes both reward kinds (Q4). Both variants divide by

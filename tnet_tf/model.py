@@ -82,8 +82,11 @@ class TNet(keras.Model):
         - `attended_levels`: int32 `(batch, T)`, 1 for the whole image.
         - `attended_cells`: int32 `(batch, T)`, the cell index in its grid
           (-1 for level 1).
-        - `attended_log_probs`: `(batch, T)`, `log p(cell)` in its own grid
-          (0 for level 1).
+        - `attended_log_probs`: `(batch, T)`, the log-probability of
+          choosing each cell in its own grid (0 for level 1): given the cells
+          drawn before it when `config.log_prob` is `"sequential"`, its own
+          probability for `"sum"` (the release). They sum, per image, to
+          `location_log_prob`.
         - `location_log_prob`: `(batch,)`, log-probability of the whole
           attended set (`config.log_prob`).
         - `features`: `(batch, D)` aggregated feature vector.
@@ -277,11 +280,11 @@ class TNet(keras.Model):
             chosen = sampling.select_cells(
                 log_probs, k, selection, seed=self.seed_generator
             )  # (regions, k)
-            set_log_prob = sampling.set_log_prob(
+            draw_log_probs = sampling.draw_log_probs(
                 log_probs, chosen, config.log_prob
-            )
+            )  # (regions, k)
             location_log_prob += tf.reduce_sum(
-                tf.reshape(set_log_prob, [batch, per_image]), axis=1
+                tf.reshape(draw_log_probs, [batch, -1]), axis=1
             )
             regions, cell_boxes = geometry.crop_cells(
                 regions, chosen, grid, config.cell_fraction
@@ -305,9 +308,7 @@ class TNet(keras.Model):
                 [-1, 3],
             )
             cells = tf.reshape(chosen, [-1])
-            cell_log_probs = tf.reshape(
-                sampling.cell_log_probs(log_probs, chosen), [-1]
-            )
+            cell_log_probs = tf.reshape(draw_log_probs, [-1])
             per_image *= k
 
         # === Aggregation and classification ===

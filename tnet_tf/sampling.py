@@ -65,12 +65,28 @@ def cell_log_probs(log_probs, cells):
     return tf.gather(log_probs, cells, batch_dims=1)
 
 
+def sequential_cell_log_probs(log_probs, cells):
+    """Log-probability of each draw given the earlier ones: `(b, k)`.
+
+    Step `j` contributes `log p(c_j) - log(1 - sum_{m<j} p(c_m))`; the
+    normaliser is a log-sum-exp over the cells still available, which stays
+    accurate when the chosen cells hold almost all the mass. The terms sum to
+    `sequential_log_prob`, and each stays bounded when the policy is sharp
+    (a later draw from a near-deterministic grid is not a rare event).
+    """
+    chosen = cell_log_probs(log_probs, cells)  # (b, k)
+    num_cells = tf.shape(log_probs)[1]
+    # taken[:, j] marks the cells drawn before step j: (b, k, K)
+    one_hot = tf.one_hot(cells, num_cells, dtype=log_probs.dtype)
+    taken = tf.cumsum(one_hot, axis=1, exclusive=True)
+    available = log_probs[:, None, :] + tf.math.log(1.0 - taken)
+    return chosen - tf.reduce_logsumexp(available, axis=-1)
+
+
 def sequential_log_prob(log_probs, cells):
     """Log-probability of drawing `cells` in this order without replacement.
 
-    `sum_j [log p(c_j) - log(1 - sum_{m<j} p(c_m))]`, with the normaliser
-    computed as a log-sum-exp over the cells still available, which stays
-    accurate when the chosen cells hold almost all the mass.
+    `sum_j [log p(c_j) - log(1 - sum_{m<j} p(c_m))]`.
 
     Args:
         log_probs: `(b, K)` log-probabilities.
@@ -79,19 +95,25 @@ def sequential_log_prob(log_probs, cells):
     Returns:
         `(b,)` log-probabilities.
     """
-    chosen = cell_log_probs(log_probs, cells)  # (b, k)
-    num_cells = tf.shape(log_probs)[1]
-    # taken[:, j] marks the cells drawn before step j: (b, k, K)
-    one_hot = tf.one_hot(cells, num_cells, dtype=log_probs.dtype)
-    taken = tf.cumsum(one_hot, axis=1, exclusive=True)
-    available = log_probs[:, None, :] + tf.math.log(1.0 - taken)
-    normaliser = tf.reduce_logsumexp(available, axis=-1)  # (b, k)
-    return tf.reduce_sum(chosen - normaliser, axis=-1)
+    return tf.reduce_sum(sequential_cell_log_probs(log_probs, cells), axis=-1)
 
 
 def summed_log_prob(log_probs, cells):
     """The release's `sum log p(cell)` over the chosen cells: `(b,)`."""
     return tf.reduce_sum(cell_log_probs(log_probs, cells), axis=-1)
+
+
+def draw_log_probs(log_probs, cells, mode):
+    """Per-cell terms of `set_log_prob`: `(b, k)`, summing to it.
+
+    `"sequential"`: each draw's probability given the earlier draws;
+    `"sum"`: each cell's own probability in its grid (the release).
+    """
+    if mode == "sequential":
+        return sequential_cell_log_probs(log_probs, cells)
+    if mode == "sum":
+        return cell_log_probs(log_probs, cells)
+    raise ValueError(f"`mode` must be 'sequential' or 'sum', got {mode!r}.")
 
 
 def set_log_prob(log_probs, cells, mode):
