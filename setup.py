@@ -29,6 +29,7 @@ setuptools.setup(
         "absl-py==2.5.1",
         "mlxtend==0.25.0",
         "matplotlib==3.11.2",
+        "tensorboard==2.21.0",
     ],
     extras_require={
         "test": [

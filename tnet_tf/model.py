@@ -415,11 +415,24 @@ class TNet(keras.Model):
             if backbone_optimizer is not None
             else None
         )
+        self.compile_optimizers()
+
+    def compile_optimizers(self):
+        """Builds the optimizers' slots on the variables each one updates.
+
+        Done at compile time, under the caller's strategy scope: slots
+        created lazily inside a replica step are not allowed, and a first
+        `fit` that creates variables is traced twice.
+        """
         if not self.built:
             self.build()
-        if self.backbone_optimizer is not None:
-            # Built here, under the caller's strategy scope: creating its
-            # slots lazily inside a replica step is not allowed.
+        if self.backbone_optimizer is None:
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            return
+        if not self.optimizer.built:
+            self.optimizer.build(self._module_variables())
+        if not self.backbone_optimizer.built:
             self.backbone_optimizer.build(self._backbone_variables())
 
     @property
