@@ -493,7 +493,7 @@ class TNet(keras.Model):
 
     def replica_step(self, images, labels):
         """One training step on one replica: the math shared by `train_step`
-        and the multi-worker loop of `tnet_tf.training`.
+        and `tnet_tf.distributed.train_loop`.
 
         Monte Carlo samples tile the batch `num_samples` times; gradients of
         the replica-scaled loss are applied, then the baseline moves.
