@@ -131,19 +131,14 @@ def convert(raw_dir, output_dir, dataset, num_shards=None, **writer_options):
     splits, num_classes = work_items(raw_dir, dataset)
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
     label_offset = 1 if dataset == "cub" else 0
-    return {
-        split: shards.write_sharded(
-            items,
-            output_dir,
-            split,
-            num_shards[split],
-            num_classes=num_classes,
-            label_offset=label_offset,
-            rejected=rejected,
-            **writer_options,
-        )
-        for split, (items, rejected) in splits.items()
-    }
+    return shards.write_splits(
+        splits,
+        output_dir,
+        num_shards,
+        num_classes=num_classes,
+        label_offset=label_offset,
+        **writer_options,
+    )
 
 
 def main(argv):

@@ -226,18 +226,13 @@ def convert(
     """
     splits = work_items(raw_dir, crops, max_smaller_side, test_gt_mapping)
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
-    return {
-        split: shards.write_sharded(
-            items,
-            output_dir,
-            split,
-            num_shards[split],
-            num_classes=len(CATEGORIES),
-            rejected=rejected,
-            **writer_options,
-        )
-        for split, (items, rejected) in splits.items()
-    }
+    return shards.write_splits(
+        splits,
+        output_dir,
+        num_shards,
+        num_classes=len(CATEGORIES),
+        **writer_options,
+    )
 
 
 def main(argv):

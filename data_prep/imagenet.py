@@ -196,19 +196,14 @@ def convert(
         validation_labels_file,
     )
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
-    return {
-        split: shards.write_sharded(
-            items,
-            output_dir,
-            split,
-            num_shards[split],
-            num_classes=num_classes,
-            label_offset=1,
-            rejected=rejected,
-            **writer_options,
-        )
-        for split, (items, rejected) in splits.items()
-    }
+    return shards.write_splits(
+        splits,
+        output_dir,
+        num_shards,
+        num_classes=num_classes,
+        label_offset=1,
+        **writer_options,
+    )
 
 
 def main(argv):

@@ -288,3 +288,29 @@ class ProgressBar:
             f"{rate:.1f}/s, {left // 60}:{left % 60:02d} left{end}"
         )
         self.stream.flush()
+
+
+def write_splits(splits, output_dir, num_shards, **options):
+    """Writes `{split: (items, rejected)}` with `write_sharded`, one call a split.
+
+    Args:
+        splits: `{split: (items, rejected)}` from a converter.
+        output_dir: the record folder.
+        num_shards: `{split: number of shards}`.
+        **options: passed to `write_sharded` (`num_classes`, `label_offset`,
+            `num_workers`, ...).
+
+    Returns:
+        `{split: ConversionReport}`.
+    """
+    return {
+        split: write_sharded(
+            items,
+            output_dir,
+            split,
+            num_shards[split],
+            rejected=rejected,
+            **options,
+        )
+        for split, (items, rejected) in splits.items()
+    }
