@@ -231,3 +231,86 @@ def random_positions(batch=2, grid_size=3, levels=2, seed=0):
     rows_columns = rng.integers(0, side, size=(batch, 2))
     scales = rng.integers(0, levels, size=(batch, 1))
     return np.concatenate([rows_columns, scales], axis=-1).astype("float32")
+
+
+# === A SavedModel run by TensorFlow alone ===
+
+# Runs SavedModel endpoints in a fresh interpreter where `tnet_tf` cannot be
+# imported (the project is installed in editable mode, so it is blocked in
+# sys.modules), as tests/test_export.py does for its own cases.
+_SAVED_MODEL_SCRIPT = """
+import json
+import sys
+
+sys.modules["tnet_tf"] = None
+import numpy as np
+import tensorflow as tf
+
+sys.stdin.readline()  # started early: importing TensorFlow is slow
+request = json.load(open(sys.argv[1]))
+model = tf.saved_model.load(request["saved_model"])
+results = {}
+for name, (endpoint, inputs) in request["calls"].items():
+    outputs = model.signatures[endpoint](images=tf.constant(np.load(inputs)))
+    for key, value in outputs.items():
+        results[name + "/" + key] = value.numpy()
+results["tnet_tf_imported"] = np.array(any(
+    name == "tnet_tf" or name.startswith("tnet_tf.")
+    for name, module in sys.modules.items() if module is not None
+))
+np.savez(sys.argv[2], **results)
+"""
+
+
+class SavedModelRunner:
+    """Calls SavedModel endpoints in a subprocess that cannot import tnet_tf.
+
+    Start it early (it imports TensorFlow, then waits), then `run` once.
+
+    Example:
+    >>> runner = SavedModelRunner(tmp_path)
+    >>> outputs = runner.run(saved_model_dir, {"a": ("serve", "images.npy")})
+    >>> outputs["a/logits"]
+    """
+
+    def __init__(self, directory):
+        import os
+        import subprocess
+        import sys
+
+        self.directory = str(directory)
+        script = os.path.join(self.directory, "run_saved_model.py")
+        with open(script, "w") as file:
+            file.write(_SAVED_MODEL_SCRIPT)
+        self.request = os.path.join(self.directory, "request.json")
+        self.results = os.path.join(self.directory, "results.npz")
+        self.log = os.path.join(self.directory, "run_saved_model.log")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, script, self.request, self.results],
+                cwd=self.directory,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def run(self, saved_model, calls, timeout=300):
+        """`calls`: name -> (endpoint, path of an .npy batch of images).
+
+        Returns a dict `"<name>/<output>"` -> array, plus
+        `"tnet_tf_imported"`.
+        """
+        with open(self.request, "w") as file:
+            json.dump({"saved_model": str(saved_model), "calls": calls}, file)
+        self.process.communicate(b"go\n", timeout=timeout)
+        with open(self.log, errors="replace") as log:
+            assert self.process.returncode == 0, log.read()[-3000:]
+        return dict(np.load(self.results))
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,40 @@
+"""Top-1 / top-5 of a checkpoint at several location settings, in one run.
+
+    python -m experiments.evaluate --recipe=imagenet_tnet \
+        --workdir=runs/imagenet_tnet --data_dir=records/imagenet
+    python -m experiments.evaluate --recipe=fmow_tnet_stage2 \
+        --workdir=runs/fmow_tnet_stage2 --data_dir=records/fmow \
+        --locations=2,1 --locations=3,1 --locations=none
+
+Without --locations the recipe's settings are evaluated (ImageNet TNet:
+0, 1, 2, 3 and 5 locations, as Table 1). The same weights serve every
+setting. Prints a table (accuracy, multiply-adds, parameters) and writes
+it to <workdir>/evaluation/<split>.csv, the input of the accuracy-vs-FLOPs
+plot (experiments.visualize --eval_csv).
+"""
+
+from absl import app
+from absl import flags
+
+from experiments import flags as common
+from tnet_tf import experiment
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    rows = experiment.run_evaluation(
+        common.recipe(),
+        common.WORKDIR.value,
+        common.DATA_DIR.value,
+        checkpoint=common.CHECKPOINT.value,
+        locations=common.locations(),
+        split=common.SPLIT.value,
+    )
+    print(experiment.evaluation_table(rows))
+    print(f"\nWritten to {common.WORKDIR.value}/evaluation/")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir", "data_dir"])
+    app.run(main)

@@ -1,0 +1,54 @@
+"""Classifies one image and draws the regions the model attended.
+
+    python -m experiments.predict --image=bird.jpg \
+        --checkpoint=runs/cub_tnet_b0/checkpoints/final.keras \
+        --class_names=records/cub/classes.txt --output_png=figures/bird.png
+    python -m experiments.predict --image=site.jpg \
+        --checkpoint=runs/fmow_tnet_stage2/export/saved_model --locations=3,1
+
+Prints the top-5 classes with their probabilities and writes a PNG of the
+image with the attended boxes (one colour per level, each labelled with its
+location probability) under a caption. --checkpoint is a .keras file or an
+exported SavedModel folder (default <workdir>/checkpoints/final.keras).
+"""
+
+from absl import app
+from absl import flags
+
+from experiments import flags as common
+from tnet_tf import experiment
+
+IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
+CLASS_NAMES = flags.DEFINE_string(
+    "class_names", None, "Text file of class names, one per line."
+)
+OUTPUT_PNG = flags.DEFINE_string(
+    "output_png", None, "The picture (default: <image>_attention.png)."
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not (common.CHECKPOINT.value or common.WORKDIR.value):
+        raise app.UsageError("Pass --checkpoint or --workdir.")
+    settings = common.locations()
+    if settings and len(settings) > 1:
+        raise app.UsageError("predict draws one --locations setting.")
+    result = experiment.run_predict(
+        IMAGE.value,
+        experiment.default_checkpoint(
+            common.WORKDIR.value or "", common.CHECKPOINT.value
+        ),
+        OUTPUT_PNG.value,
+        locations=settings[0] if settings else None,
+        class_names=experiment.read_class_names(CLASS_NAMES.value),
+    )
+    for rank, (name, probability) in enumerate(result["top"], start=1):
+        print(f"{rank}. {name:<30} {probability:.4f}")
+    print(f"Picture: {result['png']}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["image"])
+    app.run(main)

@@ -1,0 +1,46 @@
+"""Params, multiply-adds, ms per image and peak memory per location setting.
+
+    python -m experiments.profile --recipe=imagenet_tnet \
+        --workdir=runs/imagenet_tnet
+    python -m experiments.profile --recipe=fmow_en_b0_896 \
+        --override=batch_size=8 --repetitions=20
+
+The layout of the paper's Tables 1 and 2, measured at inference on random
+images of the recipe's size, batch = the recipe's batch size (64, as the
+paper). Times are the median over --repetitions timed batches after
+--warmup untimed ones. Memory is TensorFlow's peak GPU allocation on a GPU,
+or the growth of the process's peak RSS on a CPU (the table says which).
+The model is the --checkpoint when given, else the preset freshly built.
+With --workdir the rows go to <workdir>/profile/profile.csv.
+"""
+
+from absl import app
+from absl import flags
+
+from experiments import flags as common
+from tnet_tf import experiment
+
+REPETITIONS = flags.DEFINE_integer(
+    "repetitions", 10, "Timed batches per location setting."
+)
+WARMUP = flags.DEFINE_integer(
+    "warmup", 2, "Untimed batches first (tracing included)."
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    rows = experiment.run_profile(
+        common.recipe(),
+        workdir=common.WORKDIR.value,
+        checkpoint=common.CHECKPOINT.value,
+        locations=common.locations(),
+        repetitions=REPETITIONS.value,
+        warmup=WARMUP.value,
+    )
+    print(experiment.profile_table(rows))
+
+
+if __name__ == "__main__":
+    app.run(main)

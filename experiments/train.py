@@ -1,0 +1,52 @@
+"""Trains one recipe (any preset) and saves its final checkpoint.
+
+    python -m experiments.train --recipe=imagenet_tnet \
+        --workdir=runs/imagenet_tnet --data_dir=records/imagenet
+    python -m experiments.train --preset=fmow_en_b0_448 \
+        --workdir=runs/fmow_en_b0_448 --data_dir=records/fmow \
+        --override=epochs=2 --strategy=mirrored
+    python -m experiments.train --recipe=fmow_tnet_stage2 --tiny ...
+
+Strategies: `default` (one device), `mirrored` (this host's GPUs) and
+`multi_worker` (one process per host, cluster in TF_CONFIG). Multi-worker
+runs train with `tnet_tf.distributed.train_loop`, since Keras `fit` fails
+under MultiWorkerMirroredStrategy on TF 2.21; the others use `fit` with
+resumable backups (re-running the same command resumes a killed run).
+A recipe with `restore_from` (fMoW stage 2) starts from that recipe's
+final checkpoint in the sibling folder, runs/<restore_from>/, or from the
+`.keras` file given by --override=restore_from=<path>.
+"""
+
+from absl import app
+from absl import flags
+
+from experiments import flags as common
+from tnet_tf import distributed
+from tnet_tf import experiment
+
+STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "default",
+    distributed.STRATEGY_KINDS,
+    "Distribution strategy: default, mirrored or multi_worker (TF_CONFIG).",
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    result = experiment.run_training(
+        common.recipe(),
+        common.WORKDIR.value,
+        common.DATA_DIR.value,
+        STRATEGY.value,
+    )
+    print(f"Resolved recipe: {result.experiment_file}")
+    print(f"Final checkpoint: {result.final_checkpoint}")
+    if result.best_checkpoint:
+        print(f"Best checkpoint: {result.best_checkpoint}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir", "data_dir"])
+    app.run(main)
