@@ -4,12 +4,14 @@ Public API:
 - `TNet`, `TNetConfig`: the model and its configuration.
 - `BaselineClassifier`, `BaselineConfig`: plain CNN baselines.
 - `presets`: the paper's models by name (`presets.get`, `presets.build`).
+- `recipes`: the paper's experiments (preset + data + schedule) by name.
 - `profiling`: parameters and multiply-adds per image.
 - `geometry`, `sampling`: grid cells and cell selection.
 """
 
 from tnet_tf import geometry
 from tnet_tf import presets
+from tnet_tf import recipes
 from tnet_tf import sampling
 from tnet_tf.baselines import BaselineClassifier
 from tnet_tf.config import BaselineConfig

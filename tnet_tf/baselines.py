@@ -1,15 +1,20 @@
 """Plain CNN classifiers run on the whole image: the paper's baselines."""
 
 import keras
+import tensorflow as tf
 
+from tnet_tf import backbones
 from tnet_tf import config as config_lib
+from tnet_tf import fine_tuning
 from tnet_tf.layers import ClassificationModule
 from tnet_tf.layers import FeatureExtractor
 from tnet_tf.model import _EFFICIENTNET_DENSE_INIT
 
+METRIC_TERMS = ("loss", "cross_entropy", "l2", "contrastive")
+
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
-class BaselineClassifier(keras.Model):
+class BaselineClassifier(fine_tuning.FineTuningModel):
     """A backbone, global average pooling and a linear classifier.
 
     The baselines TNet is compared against: BagNet-77 on 224 px ImageNet
@@ -28,6 +33,12 @@ class BaselineClassifier(keras.Model):
 
     Returns:
         Logits `(batch, num_classes)`.
+
+    Training (`compile` then `fit`) minimises the cross-entropy plus the
+    config's L2 and contrastive terms (the release's baseline loss, §14),
+    optionally with a second optimizer for the backbone
+    (`compile(optimizer, backbone_optimizer=...)`); `fit` and `evaluate`
+    report `loss`, `cross_entropy`, `l2`, `contrastive`, `top1` and `top5`.
 
     Example:
     >>> model = tnet_tf.presets.build("fmow_en_b0_448")
@@ -65,6 +76,15 @@ class BaselineClassifier(keras.Model):
             ),
             name="classification_module",
         )
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in METRIC_TERMS
+        }
+        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
+            name="top1"
+        )
+        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
+            k=5, name="top5"
+        )
         self.build()
 
     def build(self, input_shape=None):
@@ -80,6 +100,46 @@ class BaselineClassifier(keras.Model):
         features = self.feature_extractor(images, training=training)
         return self.classification_module(features, training=training)
 
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compute_loss_terms(self, images, labels, training):
+        """Logits and the loss terms of one replica's batch."""
+        features = self.feature_extractor(images, training=training)
+        logits = self.classification_module(features, training=training)
+        terms = {
+            "cross_entropy": tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=labels, logits=tf.cast(logits, tf.float32)
+                )
+            )
+        }
+        terms.update(self.regularization_terms(features, labels))
+        terms["loss"] = (
+            terms["cross_entropy"] + terms["l2"] + terms["contrastive"]
+        )
+        return logits, terms
+
+    def train_step(self, data):
+        images, labels = fine_tuning.unpack_batch(data)
+        logits, terms = self.minimize(
+            lambda: self.compute_loss_terms(images, labels, True)
+        )
+        return self._update_metrics(labels, logits, terms)
+
+    def test_step(self, data):
+        images, labels = fine_tuning.unpack_batch(data)
+        logits, terms = self.compute_loss_terms(images, labels, False)
+        return self._update_metrics(labels, logits, terms)
+
+    def _update_metrics(self, labels, logits, terms):
+        for name in METRIC_TERMS:
+            self._trackers[name].update_state(terms[name])
+        self._trackers["top1"].update_state(labels, logits)
+        self._trackers["top5"].update_state(labels, logits)
+        return {m.name: m.result() for m in self.metrics}
+
     def get_config(self):
         return {
             "name": self.name,
@@ -90,6 +150,8 @@ class BaselineClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        return cls(
-            config.pop("config"), load_backbone_weights=False, **config
-        )
+        # The saved weights are restored next, backbone included.
+        with backbones.loading_saved_weights():
+            return cls(
+                config.pop("config"), load_backbone_weights=False, **config
+            )

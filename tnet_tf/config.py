@@ -113,7 +113,7 @@ class TNetConfig(_ConfigMixin):
             per-feature REINFORCE term.
         per_feature_level_cap: highest level that enters the per-feature terms
             (`None`: all levels).
-        l2_weight: L2 penalty on non-batch-norm weights.
+        l2_weight: L2 penalty on weights outside normalization layers.
         contrastive_weight: weight of the contrastive term (fine-tuning).
         contrastive_margin: margin of that term.
         baseline_momentum: momentum of the reward baseline's moving average.
@@ -248,7 +248,7 @@ class BaselineConfig(_ConfigMixin):
         dropout_rate: dropout before the classifier.
         backbone_dropout_rate: spatial dropout inside BagNet-77.
         drop_connect_rate: largest EfficientNet drop-connect rate or `None`.
-        l2_weight: L2 penalty on non-batch-norm weights.
+        l2_weight: L2 penalty on weights outside normalization layers.
         contrastive_weight: weight of the contrastive term (fine-tuning).
         contrastive_margin: margin of that term.
     """

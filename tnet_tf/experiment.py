@@ -32,7 +32,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -149,13 +148,6 @@ def restore_weights(model, path):
     model.set_weights(source.get_weights())
 
 
-def _accuracy_metrics():
-    return [
-        keras.metrics.SparseCategoricalAccuracy(name="top1"),
-        keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
-    ]
-
-
 def make_optimizers(recipe):
     """Adam with the recipe's piecewise-constant schedule (and a second one
     for the backbone when `backbone_learning_rate` is set)."""
@@ -177,50 +169,22 @@ def make_optimizers(recipe):
 
 
 def compile_for_training(model, recipe):
-    """Compiles `model` with the recipe's optimizers and loss variant."""
+    """Compiles `model` with the recipe's optimizers (and TNet's loss variant)."""
     optimizer, backbone_optimizer = make_optimizers(recipe)
+    options = {}
     if isinstance(model, TNet):
-        model.compile(
-            optimizer=optimizer,
-            backbone_optimizer=backbone_optimizer,
-            loss_variant=recipe.loss_variant,
-            jit_compile=recipe.jit_compile,
-        )
-        return
-    config = model.config
-    ignored = [
-        name
-        for name, value in (
-            ("backbone_learning_rate", backbone_optimizer),
-            ("l2_weight", config.l2_weight),
-            ("contrastive_weight", config.contrastive_weight),
-        )
-        if value
-    ]
-    if ignored:
-        warnings.warn(
-            "BaselineClassifier trains with cross-entropy and one optimizer "
-            f"only; not applied for '{recipe.name}': {', '.join(ignored)}."
-        )
+        options["loss_variant"] = recipe.loss_variant
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=_accuracy_metrics(),
+        backbone_optimizer=backbone_optimizer,
         jit_compile=recipe.jit_compile,
+        **options,
     )
 
 
 def compile_for_evaluation(model):
-    """Compiles for `evaluate` (plain SGD: no optimizer slots are built)."""
-    if isinstance(model, TNet):
-        model.compile(optimizer=keras.optimizers.SGD(), jit_compile=False)
-    else:
-        model.compile(
-            optimizer=keras.optimizers.SGD(),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=_accuracy_metrics(),
-            jit_compile=False,
-        )
+    """Compiles for `evaluate` (plain SGD: no optimizer slots are used)."""
+    model.compile(optimizer=keras.optimizers.SGD(), jit_compile=False)
 
 
 def make_input(recipe, data_dir, split, training, source="records"):

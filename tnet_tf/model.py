@@ -3,7 +3,9 @@
 import keras
 import tensorflow as tf
 
+from tnet_tf import backbones
 from tnet_tf import config as config_lib
+from tnet_tf import fine_tuning
 from tnet_tf import geometry
 from tnet_tf import losses
 from tnet_tf import sampling
@@ -38,7 +40,7 @@ _EFFICIENTNET_DENSE_INIT = {
 
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
-class TNet(keras.Model):
+class TNet(fine_tuning.FineTuningModel):
     """Traversal Network: classifies an image by attending a few of its regions.
 
     Level 1 processes the whole image downscaled to the base resolution. The
@@ -175,7 +177,6 @@ class TNet(keras.Model):
         )
 
         # === Training state ===
-        self.backbone_optimizer = None
         self.loss_variant = "paper"
         self.evaluation_locations = None
         self._trackers = {
@@ -380,83 +381,30 @@ class TNet(keras.Model):
 
     # === Learning rule (paper Section 4) ===
 
-    def compile(
-        self,
-        optimizer="adam",
-        backbone_optimizer=None,
-        loss_variant="paper",
-        **kwargs,
-    ):
+    def compile(self, optimizer="adam", loss_variant="paper", **kwargs):
         """Configures training.
 
         Args:
-            optimizer: optimizer of every trainable weight, or only of the
-                modules around the backbone when `backbone_optimizer` is set.
-            backbone_optimizer: optional second optimizer for the feature
-                extractor (fine-tuning with a smaller learning rate, as the
-                release did for CUB and NABirds). The L2 penalty then covers
-                only the other modules, as in the release (Q5).
+            optimizer: the optimizer (see `FineTuningModel.compile` for
+                `backbone_optimizer`, a second one for the backbone).
             loss_variant: `"paper"` (eq. 3) or `"release"` (per-feature
                 cross-entropy including the level-1 vector and a mixed
                 baseline target; see `tnet_tf.losses`).
-            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
-                `steps_per_execution`). A `loss` is not needed: the loss is
-                the model's own.
+            **kwargs: `backbone_optimizer` and `keras.Model.compile`
+                arguments (e.g. `jit_compile`). No `loss`: the loss is the
+                model's own.
         """
         if loss_variant not in losses.LOSS_VARIANTS:
             raise ValueError(
                 f"`loss_variant` must be one of {losses.LOSS_VARIANTS}, "
                 f"got {loss_variant!r}."
             )
-        super().compile(optimizer=optimizer, **kwargs)
         self.loss_variant = loss_variant
-        self.backbone_optimizer = (
-            keras.optimizers.get(backbone_optimizer)
-            if backbone_optimizer is not None
-            else None
-        )
-        self.compile_optimizers()
-
-    def compile_optimizers(self):
-        """Builds the optimizers' slots on the variables each one updates.
-
-        Done at compile time, under the caller's strategy scope: slots
-        created lazily inside a replica step are not allowed, and a first
-        `fit` that creates variables is traced twice.
-        """
-        if not self.built:
-            self.build()
-        if self.backbone_optimizer is None:
-            if not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
-            return
-        if not self.optimizer.built:
-            self.optimizer.build(self._module_variables())
-        if not self.backbone_optimizer.built:
-            self.backbone_optimizer.build(self._backbone_variables())
+        super().compile(optimizer=optimizer, **kwargs)
 
     @property
     def metrics(self):
         return list(self._trackers.values())
-
-    def _backbone_variables(self):
-        return self.feature_extractor.trainable_variables
-
-    def _module_variables(self):
-        backbone = {id(v) for v in self._backbone_variables()}
-        return [v for v in self.trainable_variables if id(v) not in backbone]
-
-    def _l2_variables(self):
-        normalization = set()
-        for layer in self._flatten_layers():
-            if isinstance(layer, keras.layers.BatchNormalization):
-                normalization.update(id(v) for v in layer.weights)
-        candidates = (
-            self._module_variables()
-            if self.backbone_optimizer is not None
-            else self.trainable_variables
-        )
-        return [v for v in candidates if id(v) not in normalization]
 
     def compute_loss_terms(self, images, labels, training):
         """Forward pass and every loss term for one replica's batch.
@@ -477,14 +425,7 @@ class TNet(keras.Model):
             per_feature_level_cap=config.per_feature_level_cap,
             variant=self.loss_variant,
         )
-        terms["l2"] = losses.l2_penalty(self._l2_variables(), config.l2_weight)
-        terms["contrastive"] = tf.constant(0.0)
-        if config.contrastive_weight > 0.0:
-            terms["contrastive"] = config.contrastive_weight * (
-                losses.contrastive_loss(
-                    outputs["features"], labels, config.contrastive_margin
-                )
-            )
+        terms.update(self.regularization_terms(outputs["features"], labels))
         terms["loss"] = terms["loss"] + terms["l2"] + terms["contrastive"]
         terms["locations"] = tf.cast(
             tf.shape(outputs["attended_levels"])[1] - 1, tf.float32
@@ -502,28 +443,9 @@ class TNet(keras.Model):
         if samples > 1:
             images = tf.tile(images, [samples, 1, 1, 1])
             labels = tf.tile(labels, [samples])
-        # Optimizers sum gradients over replicas, so each replica's loss is
-        # divided by their number to follow the mean over the global batch.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape(persistent=True) as tape:
-            outputs, terms = self.compute_loss_terms(images, labels, True)
-            replica_loss = terms["loss"] / replicas
-            scaled = self.optimizer.scale_loss(replica_loss)
-            if self.backbone_optimizer is not None:
-                backbone_scaled = self.backbone_optimizer.scale_loss(
-                    replica_loss
-                )
-        if self.backbone_optimizer is None:
-            variables = self.trainable_variables
-            self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        else:
-            variables = self._module_variables()
-            self.optimizer.apply(tape.gradient(scaled, variables), variables)
-            variables = self._backbone_variables()
-            self.backbone_optimizer.apply(
-                tape.gradient(backbone_scaled, variables), variables
-            )
-        del tape
+        outputs, terms = self.minimize(
+            lambda: self.compute_loss_terms(images, labels, True)
+        )
         momentum = self.config.baseline_momentum
         self.reward_baseline.assign(
             momentum * self.reward_baseline
@@ -532,11 +454,11 @@ class TNet(keras.Model):
         return self._update_metrics(labels, outputs, terms)
 
     def train_step(self, data):
-        images, labels = _unpack(data)
+        images, labels = fine_tuning.unpack_batch(data)
         return self.replica_step(images, labels)
 
     def test_step(self, data):
-        images, labels = _unpack(data)
+        images, labels = fine_tuning.unpack_batch(data)
         outputs, terms = self.compute_loss_terms(images, labels, False)
         return self._update_metrics(labels, outputs, terms)
 
@@ -578,9 +500,11 @@ class TNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        return cls(
-            config.pop("config"), load_backbone_weights=False, **config
-        )
+        # The saved weights are restored next, backbone included.
+        with backbones.loading_saved_weights():
+            return cls(
+                config.pop("config"), load_backbone_weights=False, **config
+            )
 
     @classmethod
     def from_preset(cls, name, **overrides):
@@ -589,13 +513,3 @@ class TNet(keras.Model):
 
         return cls(presets.get(name).replace(**overrides))
 
-
-def _unpack(data):
-    """`(images, labels)` from `(images, labels[, sample_weight])`."""
-    if not isinstance(data, (tuple, list)) or len(data) < 2:
-        raise ValueError(
-            "TNet trains on (images, labels) pairs; got a batch of "
-            f"type {type(data).__name__}."
-        )
-    images, labels = data[0], data[1]
-    return images, tf.reshape(tf.cast(labels, tf.int32), [-1])

@@ -290,7 +290,12 @@ def fit(
         json.dump(model.config.to_dict(), f, indent=2, sort_keys=True)
     options = {
         "best_checkpoint": validation_data is not None,
-        "validation_images": _first_images(validation_data),
+        # Only a TNet attends; a baseline has no boxes to draw.
+        "validation_images": (
+            _first_images(validation_data)
+            if hasattr(model, "location_module")
+            else None
+        ),
     }
     options.update(callback_options)
     return model.fit(

@@ -21,6 +21,7 @@ initialization (with a logged warning), or pass a local weights file.
 Reference: original_implementation_detail.md §2.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -439,8 +440,28 @@ def _default_tap(name, grid_size, taps):
     return taps[grid_size]
 
 
+_RANDOM_INIT_WARNING = {"enabled": True}
+
+
+@contextlib.contextmanager
+def loading_saved_weights():
+    """Silences the random-initialization warning while a saved model loads.
+
+    A `.keras` file rebuilds its backbones without weights and then
+    restores them, so "starts from random initialization" would be false.
+    """
+    previous = _RANDOM_INIT_WARNING["enabled"]
+    _RANDOM_INIT_WARNING["enabled"] = False
+    try:
+        yield
+    finally:
+        _RANDOM_INIT_WARNING["enabled"] = previous
+
+
 def _load_weights(model, weights, name):
     if weights is None:
+        if not _RANDOM_INIT_WARNING["enabled"]:
+            return
         logging.warning(
             "Backbone '%s' starts from random initialization (weights=None); "
             "pass a local weights file path to load pretrained weights.",

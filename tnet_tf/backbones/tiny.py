@@ -1,14 +1,20 @@
 """A very small CNN backbone for fast tests and the Megapixel-MNIST demo.
 
-Not from the paper: four 3x3 convolutions with batch normalization and ReLU,
-a tap at stride 4 (32 channels) and a 64-d feature vector. A 64-px base
+Not from the paper: four 3x3 convolutions with group normalization and ReLU,
+a tap at stride 4 (32 channels) and a 64-d feature vector. Group
+normalization, not batch normalization: TNet runs the backbone once per
+level, and batch-norm moving statistics would average levels whose
+statistics differ (a whole canvas downscaled vs. a crop; release quirk Q6),
+which breaks inference on sparse images such as Megapixel MNIST. A per-image
+normalization behaves the same in training and inference at every level. A 64-px base
 resolution gives a 16x16 tap, which `grid_slice` samples down to grids of
 2x2..5x5 (32 px gives 8x8).
 """
 
 import keras
 
-# (filters, strides) of the four conv + BN + ReLU stages.
+# (filters, strides) of the four conv + norm + ReLU stages.
+
 STAGES = ((16, 2), (32, 2), (64, 2), (64, 1))
 FEATURE_DIM = STAGES[-1][0]
 TAP_CHANNELS = STAGES[1][0]
@@ -18,6 +24,7 @@ TAP_STRIDE = 4
 # Channel-wise dropout after the last stage, pooled into V.
 FEATURE_LAYER = "features_dropout"
 SUPPORTED_GRIDS = (2, 3, 4, 5)
+NORM_GROUPS = 8
 
 
 def grid_slice(map_size, grid_size):
@@ -76,7 +83,9 @@ def tiny_cnn(input_shape, dropout_rate=0.0, name="tiny_cnn"):
             kernel_initializer="he_normal",
             name=f"{prefix}_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = keras.layers.GroupNormalization(
+            groups=NORM_GROUPS, name=f"{prefix}_norm"
+        )(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
     x = keras.layers.SpatialDropout2D(dropout_rate, name=FEATURE_LAYER)(x)
     return keras.Model(inputs, x, name=name)
