@@ -420,6 +420,9 @@ def parse_flags(argv):
     parser = argparse_flags.ArgumentParser(
         prog="python -m tnet_tf.profiling",
         description="Parameters and multiply-adds per image of TNet presets.",
+        # Only this module's flags: absl flags defined elsewhere in the
+        # process (e.g. experiments.flags' --preset) would clash.
+        inherited_absl_flags=None,
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--preset", help="preset name (tnet_tf.presets).")
