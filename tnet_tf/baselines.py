@@ -76,15 +76,7 @@ class BaselineClassifier(fine_tuning.FineTuningModel):
             ),
             name="classification_module",
         )
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in METRIC_TERMS
-        }
-        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
-            name="top1"
-        )
-        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
-            k=5, name="top5"
-        )
+        self.track_metrics(METRIC_TERMS)
         self.build()
 
     def build(self, input_shape=None):
@@ -99,10 +91,6 @@ class BaselineClassifier(fine_tuning.FineTuningModel):
     def call(self, images, training=None):
         features = self.feature_extractor(images, training=training)
         return self.classification_module(features, training=training)
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
 
     def compute_loss_terms(self, images, labels, training):
         """Logits and the loss terms of one replica's batch."""
@@ -126,19 +114,12 @@ class BaselineClassifier(fine_tuning.FineTuningModel):
         logits, terms = self.minimize(
             lambda: self.compute_loss_terms(images, labels, True)
         )
-        return self._update_metrics(labels, logits, terms)
+        return self.update_metrics(labels, logits, terms)
 
     def test_step(self, data):
         images, labels = fine_tuning.unpack_batch(data)
         logits, terms = self.compute_loss_terms(images, labels, False)
-        return self._update_metrics(labels, logits, terms)
-
-    def _update_metrics(self, labels, logits, terms):
-        for name in METRIC_TERMS:
-            self._trackers[name].update_state(terms[name])
-        self._trackers["top1"].update_state(labels, logits)
-        self._trackers["top5"].update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.update_metrics(labels, logits, terms)
 
     def get_config(self):
         return {

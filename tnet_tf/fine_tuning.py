@@ -28,6 +28,32 @@ class FineTuningModel(keras.Model):
 
     backbone_optimizer = None
 
+    def track_metrics(self, terms):
+        """Creates the trackers: the mean of each loss term in `terms`, and
+        top-1 and top-5 accuracy; `fit` resets them every epoch."""
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in terms
+        }
+        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
+            name="top1"
+        )
+        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
+            k=5, name="top5"
+        )
+        self._tracked_terms = tuple(terms)
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def update_metrics(self, labels, logits, terms):
+        """Updates the trackers and returns the logs of a step."""
+        for name in self._tracked_terms:
+            self._trackers[name].update_state(terms[name])
+        self._trackers["top1"].update_state(labels, logits)
+        self._trackers["top5"].update_state(labels, logits)
+        return {m.name: m.result() for m in self.metrics}
+
     def compile(self, optimizer="adam", backbone_optimizer=None, **kwargs):
         """Configures training.
 

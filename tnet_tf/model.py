@@ -179,15 +179,7 @@ class TNet(fine_tuning.FineTuningModel):
         # === Training state ===
         self.loss_variant = "paper"
         self.evaluation_locations = None
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in METRIC_TERMS
-        }
-        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
-            name="top1"
-        )
-        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
-            k=5, name="top5"
-        )
+        self.track_metrics(METRIC_TERMS)
         # Built at construction, like a functional model: count_params,
         # summary and saving work before the first call.
         self.build()
@@ -402,10 +394,6 @@ class TNet(fine_tuning.FineTuningModel):
         self.loss_variant = loss_variant
         super().compile(optimizer=optimizer, **kwargs)
 
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
-
     def compute_loss_terms(self, images, labels, training):
         """Forward pass and every loss term for one replica's batch.
 
@@ -463,11 +451,7 @@ class TNet(fine_tuning.FineTuningModel):
         return self._update_metrics(labels, outputs, terms)
 
     def _update_metrics(self, labels, outputs, terms):
-        for name in METRIC_TERMS:
-            self._trackers[name].update_state(terms[name])
-        self._trackers["top1"].update_state(labels, outputs["logits"])
-        self._trackers["top5"].update_state(labels, outputs["logits"])
-        logs = {m.name: m.result() for m in self.metrics}
+        logs = self.update_metrics(labels, outputs["logits"], terms)
         logs["baseline"] = tf.identity(self.reward_baseline)
         return logs
 
