@@ -1,0 +1,841 @@
+"""Shared benchmark machinery: cases, timing, peak memory, checks, reports.
+
+Timing. A case is a traced TensorFlow function with its inputs already on
+the device. Every case gets `warmup` untimed calls (tracing, XLA compilation,
+allocator growth), then `reps` timed calls. Repetitions are interleaved: rep
+`r` times every case once, starting at a rotating offset, so slow drifts of a
+shared machine hit all cases alike. Each call is synchronised by copying its
+(small) outputs to the host. A case's figure is the median over its
+repetitions; a comparison is the ratio of two medians from the same run.
+
+Peak memory.
+- GPU: in the benchmark process, per case: `tf.config.experimental.
+  reset_memory_stats('GPU:0')`, one call, then `get_memory_info('GPU:0')
+  ['peak']` minus the bytes in use before the call (weights and inputs,
+  already resident, are not counted).
+- CPU: TensorFlow reports no CPU allocator statistics, so each case runs in
+  a fresh subprocess (`python -m bench.common --memory-worker ...`): it
+  imports, builds the model and inputs, traces the function, resets its
+  peak-RSS mark (`/proc/self/clear_refs`), reads its RSS, runs the case
+  twice and reports the peak RSS (`VmHWM`) minus that RSS. (Not
+  `getrusage().ru_maxrss`: Linux carries the parent's high-water mark into
+  it across fork + exec, so the worker would report the benchmark process's
+  RSS.) glibc's mmap threshold is pinned (`MALLOC_MMAP_THRESHOLD_`) in the
+  subprocess so that large tensors are returned to the OS when freed and
+  RSS follows live memory. XLA compilation (with `--jit on`) happens in the
+  first call and is included.
+
+Precision and XLA. `--precision` sets the Keras dtype policy of the
+benchmarked models (`float32`, `mixed_float16`, `mixed_bfloat16`); `--jit`
+compiles each case with `jit_compile=True`. TNet's own cropping uses
+`tf.image.crop_and_resize`, which XLA cannot compile and which rejects
+bfloat16 images, so under `--jit on` or `mixed_bfloat16` TNet cases crop with
+`gather_crop_cells` (the same crops, see its docstring; `--crop gather`
+forces it); the table says so. Whenever a case does not run in plain float32
+without XLA, the script compares its outputs with that reference on the same
+weights and inputs and reports the largest difference.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tnet_tf import geometry
+from tnet_tf import presets
+from tnet_tf.config import BaselineConfig
+from tnet_tf.config import TNetConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Largest |optimised - reference| logit difference, relative to the largest
+# reference |logit|, accepted per precision.
+TOLERANCES = {"float32": 1e-3, "mixed_float16": 3e-2, "mixed_bfloat16": 5e-2}
+MEMORY_NOTE_CPU = (
+    "peak MiB (CPU): peak RSS (VmHWM, reset after set-up) of a fresh process "
+    "per case minus its RSS after imports, model build, input creation and "
+    "tracing; includes TensorFlow's temporaries and, with XLA, compilation"
+)
+MEMORY_NOTE_GPU = (
+    "peak MiB (GPU): TF allocator peak during one call minus bytes in use "
+    "before it (get_memory_info('GPU:0'), reset_memory_stats)"
+)
+
+# Smoke mode swaps every preset for these tiny models (tiny_cnn backbone).
+SMOKE_TNET = "tiny_test"
+SMOKE_BASELINE = BaselineConfig(
+    name="tiny_baseline", backbone="tiny_cnn", num_classes=10, image_size=96
+)
+
+
+# === Devices and settings ===
+
+
+def on_gpu():
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def environment():
+    """Where and under what load the benchmark ran."""
+    env = {
+        "device": "GPU" if on_gpu() else "CPU",
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        env["gpu"] = details.get("device_name", gpus[0].name)
+    return env
+
+
+def add_common_args(parser, default_reps=None):
+    """Flags shared by every benchmark script."""
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny models, sizes and repetitions (a few seconds; for tests)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="images per call (default: per script and device)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None,
+        help="untimed calls per case before timing (default 2, smoke 1)",
+    )
+    parser.add_argument(
+        "--reps", type=int, default=default_reps,
+        help="timed repetitions per case, interleaved (default GPU 20, CPU 5)",
+    )
+    parser.add_argument(
+        "--precision", choices=("auto",) + PRECISIONS, default="auto",
+        help="Keras dtype policy; auto: mixed_float16 on GPU, float32 on CPU",
+    )
+    parser.add_argument(
+        "--jit", choices=("auto", "on", "off"), default="auto",
+        help="XLA jit_compile of each case; auto: on for GPU, off for CPU",
+    )
+    parser.add_argument(
+        "--crop", choices=("model", "gather"), default="model",
+        help="TNet cropper: the model's (crop_and_resize) or gathers "
+        "(proposal P1); XLA and bfloat16 always use gathers",
+    )
+    parser.add_argument(
+        "--memory", choices=("auto", "on", "off"), default="auto",
+        help="measure peak memory (auto: on, except in smoke mode)",
+    )
+    parser.add_argument(
+        "--cases", default="",
+        help="comma-separated case names or groups to run (default: all)",
+    )
+    return parser
+
+
+def resolve_settings(args, cpu_batch, gpu_batch, smoke_batch=2):
+    """Fills the `auto` flags for this device; returns a settings dict."""
+    gpu = on_gpu()
+    if args.smoke:
+        batch = args.batch_size or smoke_batch
+    else:
+        batch = args.batch_size or (gpu_batch if gpu else cpu_batch)
+    precision = args.precision
+    if precision == "auto":
+        precision = "mixed_float16" if gpu and not args.smoke else "float32"
+    jit = args.jit
+    if jit == "auto":
+        jit = "on" if gpu and not args.smoke else "off"
+    memory = args.memory
+    if memory == "auto":
+        memory = "off" if args.smoke else "on"
+    warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 2)
+    reps = args.reps if args.reps is not None else (
+        2 if args.smoke else (20 if gpu else 5)
+    )
+    return {
+        "smoke": bool(args.smoke),
+        "batch_size": batch,
+        "precision": precision,
+        "jit": jit == "on",
+        "memory": memory == "on",
+        "warmup": warmup,
+        "reps": reps,
+        "crop": args.crop,
+        "cases": [c for c in args.cases.split(",") if c],
+    }
+
+
+def selected(spec, wanted):
+    """Whether case `spec` is requested by the `--cases` filter."""
+    return not wanted or spec["name"] in wanted or spec.get("group") in wanted
+
+
+def split_cpu(count=2):
+    """Splits the CPU into `count` logical devices (before TF initialises).
+
+    Returns the number of logical CPUs available afterwards.
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * count
+        )
+    except RuntimeError:
+        pass  # already initialised (e.g. under pytest's conftest)
+    return len(tf.config.list_logical_devices("CPU"))
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# === Cropping variants ===
+
+
+def gather_crop_cells(regions, cells, grid_size, cell_fraction):
+    """`geometry.crop_cells` with gathers instead of `crop_and_resize`.
+
+    Same arguments, outputs and ordering, for static region sizes. The crops
+    are the exact pixels (bit-identical to the release's extract_patches
+    crops; `crop_and_resize` agrees with them to ~1e-4 only, from its
+    bilinear arithmetic), and every op has an XLA kernel, so a TNet using it
+    can be compiled whole with `jit_compile=True`. Rows of the chosen cells
+    are gathered first (`(b, k, p, W', C)`), then their columns.
+    """
+    height, width = regions.shape[1], regions.shape[2]
+    if height is None or width is None:
+        raise ValueError("gather_crop_cells needs static region sizes.")
+    rows = geometry.cell_layout(height, grid_size, cell_fraction)
+    cols = geometry.cell_layout(width, grid_size, cell_fraction)
+    padding = [
+        [0, 0],
+        [rows.pad_before, rows.pad_after],
+        [cols.pad_before, cols.pad_after],
+        [0, 0],
+    ]
+    if any(p for pair in padding for p in pair):
+        regions = tf.pad(regions, padding)
+    cells = tf.cast(cells, tf.int32)
+    # Cell origins in the padded region's coordinates.
+    y0 = (cells // grid_size) * rows.stride
+    x0 = (cells % grid_size) * cols.stride
+    ys = y0[..., None] + tf.range(rows.cell_size)  # (b, k, p_h)
+    xs = x0[..., None] + tf.range(cols.cell_size)  # (b, k, p_w)
+    strips = tf.gather(regions, ys, axis=1, batch_dims=1)  # (b, k, p_h, W', C)
+    crops = tf.gather(strips, xs, axis=3, batch_dims=2)  # (b, k, p_h, p_w, C)
+    crops = tf.reshape(
+        crops, [-1, rows.cell_size, cols.cell_size, regions.shape[-1]]
+    )
+    boxes = geometry.chosen_cell_boxes(
+        cells, height, width, grid_size, cell_fraction
+    )
+    return crops, boxes
+
+
+def crop_function(name):
+    """The cropper called `name`: `model`, `gather` or `release`."""
+    if name == "model":
+        return geometry.crop_cells
+    if name == "gather":
+        return gather_crop_cells
+    if name == "release":
+        from bench.release_cropping import release_crop_cells
+
+        return release_crop_cells
+    raise ValueError(f"Unknown cropper {name!r}.")
+
+
+@contextlib.contextmanager
+def patched_crop_cells(name):
+    """Makes TNet crop with cropper `name` while tracing inside the block.
+
+    `TNet.call` looks up `geometry.crop_cells` when it is traced, so a
+    function traced inside this block keeps the cropper afterwards.
+    """
+    original = geometry.crop_cells
+    geometry.crop_cells = crop_function(name)
+    try:
+        yield
+    finally:
+        geometry.crop_cells = original
+
+
+# === Models, inputs and cases ===
+
+
+class Context:
+    """Caches models (per preset and precision) and input batches.
+
+    Every precision variant of a preset gets the weights of its float32
+    instance, so cases and their reference checks share weights.
+    """
+
+    def __init__(self, smoke=False):
+        self.smoke = smoke
+        self._models = {}
+        self._images = {}
+
+    def config(self, preset):
+        if self.smoke:
+            config = presets.get(preset)
+            return (
+                presets.get(SMOKE_TNET)
+                if isinstance(config, TNetConfig)
+                else SMOKE_BASELINE
+            )
+        return presets.get(preset)
+
+    def model(self, preset, precision="float32"):
+        key = (preset, precision)
+        if key not in self._models:
+            config = self.config(preset)
+            with dtype_policy(precision):
+                keras.utils.set_random_seed(0)
+                model = presets.build_model(config)
+            if precision != "float32":
+                model.set_weights(self.model(preset).get_weights())
+            self._models[key] = model
+        return self._models[key]
+
+    def images(self, batch, size, seed=0):
+        key = (batch, size, seed)
+        if key not in self._images:
+            self._images[key] = tf.random.stateless_uniform(
+                (batch, size, size, 3), seed=[seed, 1], minval=-1.0, maxval=1.0
+            )
+        return self._images[key]
+
+
+@dataclasses.dataclass
+class Case:
+    """A benchmark case: `run()` executes one call and returns host outputs."""
+
+    spec: dict
+    function: object  # a concrete function
+    args: tuple
+    images: int  # images per call, for ms/image
+    notes: list = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self):
+        return self.spec["name"]
+
+    def run(self):
+        outputs = self.function(*self.args)
+        # Copying to the host synchronises with the device.
+        return tf.nest.map_structure(lambda t: t.numpy(), outputs)
+
+
+def trace(fn, args, jit, crop="model"):
+    """Traces `fn(*args)` (optionally XLA) with TNet cropping `crop`."""
+    function = tf.function(fn, jit_compile=bool(jit), autograph=False)
+    with patched_crop_cells(crop):
+        return function.get_concrete_function(*args)
+
+
+def effective_crop(spec):
+    """The cropper a TNet case uses.
+
+    The model's `crop_and_resize` has no XLA kernel and rejects bfloat16
+    images, so XLA and `mixed_bfloat16` cases crop with gathers.
+    """
+    crop = spec.get("crop", "model")
+    if crop == "model" and (
+        spec.get("jit") or spec.get("precision") == "mixed_bfloat16"
+    ):
+        return "gather"
+    return crop
+
+
+def tnet_logits_fn(model, locations):
+    def forward(images):
+        return model(images, training=False, locations_per_level=locations)[
+            "logits"
+        ]
+
+    return forward
+
+
+def baseline_logits_fn(model):
+    def forward(images):
+        return model(images, training=False)
+
+    return forward
+
+
+def level_inputs(model, images, locations):
+    """The base-resolution batches of every level of a greedy TNet pass.
+
+    Re-creates the traversal from the model's `attended_cells`, so the
+    backbone-only case sees exactly the crops TNet processes.
+    """
+    outputs = model(images, training=False, locations_per_level=locations)
+    cells = outputs["attended_cells"]
+    config = model.config
+    side = config.base_resolution
+    batch = images.shape[0]
+
+    def to_base(regions):
+        if regions.shape[1] == side and regions.shape[2] == side:
+            return regions
+        return tf.image.resize(regions, (side, side), antialias=False)
+
+    regions = tf.cast(images, model.compute_dtype)
+    inputs = [to_base(regions)]
+    start, per_image = 1, 1
+    for k in locations:
+        if k == 0:
+            break
+        chosen = cells[:, start : start + per_image * k]
+        chosen = tf.reshape(chosen, [batch * per_image, k])
+        regions, _ = geometry.crop_cells(
+            regions, chosen, config.grid_size, config.cell_fraction
+        )
+        inputs.append(to_base(regions))
+        start += per_image * k
+        per_image *= k
+    return inputs
+
+
+def build_standard_case(spec, ctx):
+    """Builds a case of kind `tnet`, `baseline` or `backbone`.
+
+    Spec keys: `name`, `kind`, `preset`, `size`, `batch`, `precision`,
+    `jit`, and for TNet kinds `locations` (and optionally `crop`).
+    """
+    kind = spec["kind"]
+    precision = spec.get("precision", "float32")
+    model = ctx.model(spec["preset"], precision)
+    images = ctx.images(spec["batch"], spec["size"])
+    notes = []
+    if kind == "tnet":
+        crop = effective_crop(spec)
+        if crop != spec.get("crop", "model"):
+            notes.append("crop=gather (XLA/bf16)")
+        elif crop == "gather":
+            notes.append("crop=gather (P1)")
+        fn = trace(
+            tnet_logits_fn(model, list(spec["locations"])),
+            (images,),
+            spec.get("jit"),
+            crop,
+        )
+        return Case(spec, fn, (images,), spec["batch"], notes)
+    if kind == "baseline":
+        fn = trace(baseline_logits_fn(model), (images,), spec.get("jit"))
+        return Case(spec, fn, (images,), spec["batch"], notes)
+    if kind == "backbone":
+        inputs = level_inputs(model, images, list(spec["locations"]))
+        extractor = model.feature_extractor
+
+        def backbone(*batches):
+            # One pass per level, like TNet; V of every level.
+            return [extractor(x, training=False)[0] for x in batches]
+
+        fn = trace(backbone, tuple(inputs), spec.get("jit"))
+        notes.append("backbone only: " + "+".join(
+            str(x.shape[0]) for x in inputs
+        ) + " crops")
+        return Case(spec, fn, tuple(inputs), spec["batch"], notes)
+    raise ValueError(f"Unknown case kind {kind!r}.")
+
+
+# === Timing ===
+
+
+def time_cases(cases, warmup, reps, log=None):
+    """Interleaved timing; returns {name: list of seconds per call}."""
+    for case in cases:
+        if log:
+            log(f"warm-up {case.name}")
+        for _ in range(warmup):
+            case.run()
+    samples = {case.name: [] for case in cases}
+    for rep in range(reps):
+        offset = rep % len(cases)
+        for case in cases[offset:] + cases[:offset]:
+            start = time.perf_counter()
+            case.run()
+            samples[case.name].append(time.perf_counter() - start)
+        if log:
+            log(f"rep {rep + 1}/{reps} done")
+    return samples
+
+
+def summarize(case, seconds):
+    per_image = [1000.0 * s / case.images for s in seconds]
+    return {
+        "ms_per_call": round(1000.0 * statistics.median(seconds), 3),
+        "ms_per_image": round(statistics.median(per_image), 4),
+        "ms_per_image_min": round(min(per_image), 4),
+        "ms_per_image_max": round(max(per_image), 4),
+        "reps": len(seconds),
+    }
+
+
+# === Peak memory ===
+
+
+def gpu_peak_mib(case):
+    """Extra device memory one call of `case` needs at its peak (MiB)."""
+    tf.config.experimental.reset_memory_stats("GPU:0")
+    before = tf.config.experimental.get_memory_info("GPU:0")["current"]
+    case.run()
+    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    return (peak - before) / 2**20
+
+
+def _status_kib(field):
+    """A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in KiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss():
+    """Resets VmHWM to the current RSS (Linux >= 4.0); False if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_worker(module_name, spec, runs=2):
+    """Body of the fresh process that measures one case's peak RSS.
+
+    The peak is the process's RSS high-water mark (`VmHWM`, reset just
+    before the runs) minus its RSS then. `getrusage().ru_maxrss` is not
+    used: Linux carries the parent's high-water mark into it across
+    fork + exec, so a worker started by a large benchmark process reads the
+    parent's RSS (it is reported as `ru_maxrss_mib` for reference).
+    """
+    module = importlib.import_module(module_name)
+    ctx = Context(smoke=spec.get("smoke", False))
+    case = module.build_case(spec, ctx)
+    reset = _reset_peak_rss()
+    before = _status_kib("VmRSS")
+    before_peak = _status_kib("VmHWM")
+    for _ in range(runs):
+        case.run()
+    after_peak = _status_kib("VmHWM")
+    return {
+        "name": spec["name"],
+        "peak_mib": round((after_peak - before) / 1024.0, 1),
+        # Without the reset, a build peak above the runs' peak would hide
+        # them: the figure is then an upper bound.
+        "exceeded_build_peak": reset or after_peak > before_peak,
+        "rss_before_mib": round(before / 1024.0, 1),
+        "ru_maxrss_mib": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1
+        ),
+    }
+
+
+def cpu_peak_mib(module_name, spec, timeout=1800):
+    """Runs `memory_worker` in a fresh subprocess; returns its result."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    env["MALLOC_TRIM_THRESHOLD_"] = "131072"
+    command = [
+        sys.executable, "-m", "bench.common", "--memory-worker",
+        module_name, json.dumps(spec),
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"memory worker for {spec['name']} failed "
+            f"(exit {result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+def measure_memory(module_name, cases, log=None):
+    """{name: memory dict} for every case, by the device's method."""
+    results = {}
+    for case in cases:
+        if log:
+            log(f"memory {case.name}")
+        if on_gpu():
+            results[case.name] = {"peak_mib": round(gpu_peak_mib(case), 1)}
+        else:
+            results[case.name] = cpu_peak_mib(module_name, case.spec)
+    return results
+
+
+# === Numerical checks ===
+
+
+def compare_outputs(name, reference, optimized, tolerance, extra=None):
+    """Check record: max |diff| of two logit arrays against a tolerance."""
+    reference = np.asarray(reference, np.float64)
+    optimized = np.asarray(optimized, np.float64)
+    diff = float(np.max(np.abs(reference - optimized)))
+    scale = float(np.max(np.abs(reference))) or 1.0
+    record = {
+        "name": name,
+        "max_abs_diff": diff,
+        "max_rel_diff": diff / scale,
+        "tolerance_rel": tolerance,
+        "passed": diff / scale <= tolerance,
+    }
+    record.update(extra or {})
+    return record
+
+
+def check_case(spec, ctx, check_batch=2):
+    """Compares an optimised case with plain float32 without XLA.
+
+    Returns None when the case already is the reference.
+    """
+    precision = spec.get("precision", "float32")
+    crop = effective_crop(spec) if spec["kind"] == "tnet" else "model"
+    if precision == "float32" and not spec.get("jit") and crop == "model":
+        return None
+    batch = min(check_batch, spec["batch"])
+    images = ctx.images(batch, spec["size"], seed=7)
+    extra = {"precision": precision, "jit": bool(spec.get("jit")), "crop": crop}
+    if spec["kind"] == "tnet":
+        locations = list(spec["locations"])
+        results = []
+        for variant, jit, this_crop in (
+            ("float32", False, "model"), (precision, spec.get("jit"), crop)
+        ):
+            model = ctx.model(spec["preset"], variant)
+
+            def forward(x, model=model):
+                out = model(x, training=False, locations_per_level=locations)
+                return out["logits"], out["attended_cells"]
+
+            fn = trace(forward, (images,), jit, this_crop)
+            results.append([t.numpy() for t in fn(images)])
+        (ref_logits, ref_cells), (opt_logits, opt_cells) = results
+        extra["same_cells"] = bool(np.array_equal(ref_cells, opt_cells))
+        return compare_outputs(
+            f"{spec['name']} vs plain float32", ref_logits, opt_logits,
+            TOLERANCES[precision], extra,
+        )
+    if spec["kind"] == "baseline":
+        ref = trace(
+            baseline_logits_fn(ctx.model(spec["preset"])), (images,), False
+        )
+        opt = trace(
+            baseline_logits_fn(ctx.model(spec["preset"], precision)),
+            (images,),
+            spec.get("jit"),
+        )
+        return compare_outputs(
+            f"{spec['name']} vs plain float32", ref(images).numpy(),
+            opt(images).numpy(), TOLERANCES[precision], extra,
+        )
+    return None
+
+
+# === Reports ===
+
+
+def comparison(name, numerator, denominator, metric, results, target=None,
+               op=None, meaning=""):
+    """Ratio `metric(numerator) / metric(denominator)` from one run."""
+    a = results.get(numerator, {}).get(metric)
+    b = results.get(denominator, {}).get(metric)
+    ratio = None if a is None or b is None or b == 0 else a / b
+    met = None
+    if ratio is not None and target is not None:
+        met = {
+            ">=": ratio >= target, "<=": ratio <= target, "<": ratio < target
+        }[op]
+    return {
+        "name": name,
+        "ratio": None if ratio is None else round(ratio, 4),
+        "numerator": numerator,
+        "denominator": denominator,
+        "metric": metric,
+        "target": None if target is None else f"{op} {target:g}",
+        "target_met": met,
+        "meaning": meaning,
+    }
+
+
+def format_table(header, rows):
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [
+        max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
+        for i, h in enumerate(header)
+    ]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    return "\n".join(lines)
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def report(benchmark, env, settings, cases, comparisons, checks, notes=()):
+    """Prints the tables, then the JSON line; returns the JSON dict."""
+    env = dict(env, loadavg_end=[round(x, 2) for x in os.getloadavg()])
+    print(f"== {benchmark} == device {env['device']}"
+          + (f" ({env['gpu']})" if "gpu" in env else "")
+          + f", {env['cpu_count']} CPUs, load average "
+          f"{env['loadavg_start']} -> {env['loadavg_end']}")
+    print(
+        f"batch {settings['batch_size']}, precision {settings['precision']}, "
+        f"jit {'on' if settings['jit'] else 'off'}, warm-up "
+        f"{settings['warmup']}, {settings['reps']} interleaved reps, medians"
+        + (" [SMOKE: tiny models, numbers meaningless]"
+           if settings["smoke"] else "")
+    )
+    print()
+    rows = []
+    for case in cases:
+        rows.append([
+            case.get("group", ""),
+            case["name"],
+            case.get("what", ""),
+            case.get("batch", ""),
+            _fmt(case.get("ms_per_call"), 1),
+            _fmt(case.get("ms_per_image"), 2),
+            f"{_fmt(case.get('ms_per_image_min'), 2)}-"
+            f"{_fmt(case.get('ms_per_image_max'), 2)}",
+            _fmt(case.get("peak_mib"), 1),
+            "; ".join(case.get("notes", [])),
+        ])
+    print(format_table(
+        ["group", "case", "model / input", "batch", "ms/call", "ms/image",
+         "min-max", "peak MiB", "notes"],
+        rows,
+    ))
+    if comparisons:
+        print()
+        print(format_table(
+            ["comparison", "ratio", "target", "met", "meaning"],
+            [[c["name"], _fmt(c["ratio"]), c["target"] or "-",
+              _fmt(c["target_met"]) if c["target"] else "-", c["meaning"]]
+             for c in comparisons],
+        ))
+        print("(targets are benchmark goals, not pass/fail tests)")
+    if checks:
+        print()
+        print(format_table(
+            ["output check", "precision", "jit", "crop", "max |diff|",
+             "rel", "tolerance", "same cells", "ok"],
+            [[c["name"], c.get("precision", ""), c.get("jit", ""),
+              c.get("crop", ""), f"{c['max_abs_diff']:.3g}",
+              f"{c['max_rel_diff']:.3g}", f"{c['tolerance_rel']:g}",
+              _fmt(c.get("same_cells")), _fmt(c["passed"])]
+             for c in checks],
+        ))
+    all_notes = list(notes)
+    if settings.get("memory"):
+        all_notes.append(MEMORY_NOTE_GPU if env["device"] == "GPU"
+                         else MEMORY_NOTE_CPU)
+    if all_notes:
+        print()
+        for note in all_notes:
+            print(f"note: {note}")
+    result = {
+        "benchmark": benchmark,
+        "env": env,
+        "settings": settings,
+        "cases": cases,
+        "comparisons": comparisons,
+        "checks": checks,
+        "notes": all_notes,
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def logger(quiet=False):
+    start = time.perf_counter()
+
+    def log(message):
+        if not quiet:
+            print(f"[{time.perf_counter() - start:7.1f}s] {message}",
+                  file=sys.stderr, flush=True)
+
+    return log
+
+
+def run_cases(module_name, specs, settings, ctx, build_case, log):
+    """Builds, checks, times and (optionally) memory-profiles `specs`.
+
+    Returns `(case_rows, checks)`; case rows carry the spec's fields plus
+    the timing summary and peak memory.
+    """
+    cases = []
+    for spec in specs:
+        log(f"build {spec['name']}")
+        cases.append(build_case(spec, ctx))
+    checks = []
+    for spec in specs:
+        record = check_case(spec, ctx) if spec["kind"] in ("tnet", "baseline") else None
+        if record:
+            checks.append(record)
+    samples = time_cases(cases, settings["warmup"], settings["reps"], log)
+    memory = measure_memory(module_name, cases, log) if settings["memory"] else {}
+    rows = []
+    for case in cases:
+        row = dict(case.spec)
+        row.update(summarize(case, samples[case.name]))
+        row["samples_ms"] = [round(1000 * s, 3) for s in samples[case.name]]
+        row["notes"] = list(case.notes)
+        if case.name in memory:
+            row.update(memory[case.name])
+            if memory[case.name].get("exceeded_build_peak") is False:
+                row["notes"].append("memory: upper bound")
+        rows.append(row)
+    return rows, checks
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-worker", nargs=2,
+                        metavar=("MODULE", "SPEC_JSON"), required=True)
+    args = parser.parse_args(argv)
+    module_name, spec = args.memory_worker
+    print(json.dumps(memory_worker(module_name, json.loads(spec))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

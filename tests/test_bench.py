@@ -1,0 +1,196 @@
+"""Smoke tests of the bench/ scripts and the release-style cropper.
+
+Each script's `main` runs in `--smoke` mode (tiny models, sizes and
+repetitions) and must print a table and, as its last line, a JSON object
+with cases, comparisons and passing output checks. The numbers themselves
+are not tested: these are benchmarks, not timed tests.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bench import common
+from bench import inference
+from bench import release_cropping
+from bench import scaling
+from bench import training_throughput
+from tnet_tf import geometry
+
+# (side, grid, cell fraction): fMoW 896/448, ImageNet, CUB and a tiny grid.
+PAPER_GRIDS = [
+    (896, 3, 0.5),
+    (448, 3, 0.5),
+    (224, 5, 0.34375),
+    (448, 5, 0.35),
+    (96, 3, 0.5),
+]
+
+
+def _run(capsys, main, argv):
+    status = main(argv)
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    result = json.loads(lines[-1])
+    table = "\n".join(lines[:-1])
+    return status, result, table
+
+
+def _check_result(result, table, benchmark, case_names):
+    assert result["benchmark"] == benchmark
+    assert result["settings"]["smoke"] is True
+    names = [case["name"] for case in result["cases"]]
+    assert names == case_names
+    for case in result["cases"]:
+        assert case["ms_per_image"] > 0
+        assert len(case["samples_ms" if "samples_ms" in case else "samples_s"]) == (
+            result["settings"]["reps"]
+        )
+        assert case["name"] in table
+    assert all(check["passed"] for check in result["checks"])
+    for comparison in result["comparisons"]:
+        assert comparison["ratio"] > 0
+    assert "ms/image" in table
+
+
+def test_inference_smoke(capsys):
+    status, result, table = _run(
+        capsys, inference.main, ["--smoke", "--quiet"]
+    )
+    assert status == 0
+    _check_result(result, table, "inference", [
+        "tnet448_k1", "tnet448_k2", "tnet448_k3", "tnet896_k21",
+        "tnet896_k22", "backbone896_k21", "en224", "en448", "en896",
+        "inet_k0", "inet_k1", "inet_k2", "bagnet77",
+    ])
+    comparisons = {c["name"]: c for c in result["comparisons"]}
+    speedup = comparisons["EN-B0 896 / TNet 896 [2,1] (time)"]
+    assert speedup["target"] == ">= 5"
+    assert isinstance(speedup["target_met"], bool)
+
+
+def test_inference_smoke_xla_and_mixed_precision_match(capsys):
+    status, result, _ = _run(capsys, inference.main, [
+        "--smoke", "--quiet", "--jit", "on", "--precision", "mixed_float16",
+        "--cases", "tnet896_k21,en224",
+    ])
+    assert status == 0
+    checks = {c["name"]: c for c in result["checks"]}
+    tnet = checks["tnet896_k21 vs plain float32"]
+    assert tnet["jit"] is True and tnet["crop"] == "gather"
+    assert tnet["same_cells"] is True
+    assert tnet["max_rel_diff"] <= common.TOLERANCES["mixed_float16"]
+    assert "en224 vs plain float32" in checks
+
+
+def test_scaling_smoke(capsys):
+    status, result, table = _run(
+        capsys, scaling.main, ["--smoke", "--quiet", "--breakdown"]
+    )
+    assert status == 0
+    sizes = [128, 256, 512]
+    _check_result(
+        result, table, "scaling",
+        [f"tnet_{s}" for s in sizes] + [f"en_{s}" for s in sizes]
+        + [f"cropresize_{v}_{s}" for s in sizes for v in ("model", "fused")],
+    )
+    names = [c["name"] for c in result["comparisons"]]
+    assert "TNet 512 / TNet 128 (time)" in names
+    assert len([c for c in result["checks"] if "fused" in c["name"]]) == 3
+
+
+def test_training_throughput_smoke(capsys):
+    status, result, table = _run(
+        capsys, training_throughput.main, ["--smoke", "--quiet"]
+    )
+    assert status == 0
+    names = [case["name"] for case in result["cases"]]
+    assert names[0] == "single"
+    assert "mirrored" in names  # conftest provides two logical CPUs
+    for case in result["cases"]:
+        assert case["images_per_s"] > 0
+        assert len(case["samples_s"]) == result["settings"]["reps"]
+    assert result["comparisons"][0]["name"] == "mirrored / single (images/s)"
+    assert "img/s" in table
+
+
+def test_release_cropping_smoke_with_memory(capsys):
+    # One memory case: it runs in a fresh subprocess (the CPU method).
+    status, result, table = _run(capsys, release_cropping.main, [
+        "--smoke", "--quiet", "--memory", "on", "--cases",
+        "crop896_release",
+    ])
+    assert status == 0
+    (case,) = result["cases"]
+    assert case["name"] == "crop896_release"
+    assert case["peak_mib"] >= 0
+    assert "rss_before_mib" in case
+    assert "peak RSS" in table
+    # The crop equality checks run whatever cases are selected.
+    crop_checks = [c for c in result["checks"] if c["name"].startswith("crops")]
+    assert crop_checks and all(c["passed"] for c in crop_checks)
+
+
+def _numpy_crops(regions, cells, grid_size, fraction):
+    """Independent reference: pad with zeros, slice each chosen cell."""
+    _, height, width, _ = regions.shape
+    rows = geometry.cell_layout(height, grid_size, fraction)
+    cols = geometry.cell_layout(width, grid_size, fraction)
+    padded = np.pad(regions, [(0, 0), (rows.pad_before, rows.pad_after),
+                              (cols.pad_before, cols.pad_after), (0, 0)])
+    crops = []
+    for b, row in enumerate(cells):
+        for cell in row:
+            y = (cell // grid_size) * rows.stride
+            x = (cell % grid_size) * cols.stride
+            crops.append(padded[b, y:y + rows.cell_size, x:x + cols.cell_size])
+    return np.stack(crops)
+
+
+@pytest.mark.parametrize("side,grid_size,fraction", PAPER_GRIDS)
+def test_release_cropper_equals_crop_cells(side, grid_size, fraction):
+    regions = np.random.default_rng(side).uniform(
+        -1, 1, (2, side, side, 3)
+    ).astype(np.float32)
+    cells = np.array([[grid_size**2 - 1, 0, grid_size], [1, grid_size**2 // 2,
+                                                          grid_size**2 - 2]])
+    release, release_boxes = release_cropping.release_crop_cells(
+        tf.constant(regions), tf.constant(cells), grid_size, fraction
+    )
+    ours, boxes = geometry.crop_cells(
+        tf.constant(regions), tf.constant(cells), grid_size, fraction
+    )
+    gathered, gathered_boxes = common.gather_crop_cells(
+        tf.constant(regions), tf.constant(cells), grid_size, fraction
+    )
+    expected = _numpy_crops(regions, cells, grid_size, fraction)
+    # The release cropper and the gather cropper cut the exact pixels.
+    np.testing.assert_array_equal(release.numpy(), expected)
+    np.testing.assert_array_equal(gathered.numpy(), expected)
+    # crop_and_resize lands on the same pixels up to bilinear rounding.
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=2e-4)
+    np.testing.assert_array_equal(release_boxes.numpy(), boxes.numpy())
+    np.testing.assert_array_equal(gathered_boxes.numpy(), boxes.numpy())
+
+
+def test_patched_crop_cells_restores_the_model_cropper():
+    original = geometry.crop_cells
+    with common.patched_crop_cells("release"):
+        assert geometry.crop_cells is release_cropping.release_crop_cells
+    assert geometry.crop_cells is original
+
+
+def test_fused_crop_resize_equals_model_path():
+    config = common.Context().config("fmow_tnet_b0_896")
+    images = tf.random.stateless_uniform((1, 896, 896, 3), seed=[1, 2],
+                                         minval=-1, maxval=1)
+    cells = scaling.fixed_cells(1, (2, 1), config.grid_size)
+    ref = scaling.crop_resize_model(images, cells, config)
+    fused = scaling.crop_resize_fused(images, cells, config)
+    assert [t.shape for t in ref] == [t.shape for t in fused]
+    for a, b in zip(ref, fused):
+        np.testing.assert_allclose(
+            a.numpy(), b.numpy(), rtol=0, atol=scaling.FUSED_TOLERANCE
+        )
