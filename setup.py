@@ -20,7 +20,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["tnet_tf", "tnet_tf.*"]),
     python_requires=">=3.11",
     # Pinned to the versions the project is tested with. Keras 3 comes with
-    # TensorFlow 2.21; tensorflow-addons is deliberately absent (README).
+    # TensorFlow 2.21; the end-of-life TF Addons package is deliberately absent
+    # (README).
     install_requires=[
         "tensorflow==2.21.0",
         "keras==3.15.1",
