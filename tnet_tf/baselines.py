@@ -8,7 +8,7 @@ from tnet_tf import config as config_lib
 from tnet_tf import fine_tuning
 from tnet_tf.layers import ClassificationModule
 from tnet_tf.layers import FeatureExtractor
-from tnet_tf.model import _EFFICIENTNET_DENSE_INIT
+from tnet_tf.layers import classifier_initializer
 
 METRIC_TERMS = ("loss", "cross_entropy", "l2", "contrastive")
 
@@ -67,12 +67,11 @@ class BaselineClassifier(fine_tuning.FineTuningModel):
             drop_connect_rate=config.drop_connect_rate,
             name="feature_extractor",
         )
-        bagnet = self.feature_extractor.family == "bagnet"
         self.classification_module = ClassificationModule(
             num_classes=config.num_classes,
             dropout_rate=config.dropout_rate,
-            kernel_initializer=(
-                "glorot_normal" if bagnet else _EFFICIENTNET_DENSE_INIT
+            kernel_initializer=classifier_initializer(
+                self.feature_extractor.family
             ),
             name="classification_module",
         )

@@ -14,9 +14,8 @@ from tnet_tf.layers import FeatureExtractor
 from tnet_tf.layers import FeatureWeighting
 from tnet_tf.layers import LocationModule
 from tnet_tf.layers import PositionalEncoding
+from tnet_tf.layers import classifier_initializer
 
-# Dense initializer of the EfficientNet family (release §8); BagNet uses
-# glorot_normal everywhere.
 METRIC_TERMS = (
     "loss",
     "aggregate_ce",
@@ -28,16 +27,6 @@ METRIC_TERMS = (
     "reward",
     "locations",
 )
-
-_EFFICIENTNET_DENSE_INIT = {
-    "class_name": "VarianceScaling",
-    "config": {
-        "scale": 1.0 / 3.0,
-        "mode": "fan_out",
-        "distribution": "uniform",
-    },
-}
-
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
 class TNet(fine_tuning.FineTuningModel):
@@ -149,11 +138,7 @@ class TNet(fine_tuning.FineTuningModel):
         self.classification_module = ClassificationModule(
             num_classes=config.num_classes,
             dropout_rate=config.dropout_rate,
-            kernel_initializer=(
-                "glorot_normal"
-                if variant == "bagnet"
-                else _EFFICIENTNET_DENSE_INIT
-            ),
+            kernel_initializer=classifier_initializer(family),
             name="classification_module",
         )
         self.feature_weighting = (

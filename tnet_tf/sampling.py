@@ -117,9 +117,5 @@ def draw_log_probs(log_probs, cells, mode):
 
 
 def set_log_prob(log_probs, cells, mode):
-    """`sequential_log_prob` for `mode="sequential"`, `summed_log_prob` for `"sum"`."""
-    if mode == "sequential":
-        return sequential_log_prob(log_probs, cells)
-    if mode == "sum":
-        return summed_log_prob(log_probs, cells)
-    raise ValueError(f"`mode` must be 'sequential' or 'sum', got {mode!r}.")
+    """Log-probability `(b,)` of the attended set: the sum of `draw_log_probs`."""
+    return tf.reduce_sum(draw_log_probs(log_probs, cells, mode), axis=-1)

@@ -2,6 +2,18 @@
 
 import keras
 
+# Dense initializer of the EfficientNet family (release §8); BagNet uses
+# glorot_normal everywhere.
+_EFFICIENTNET_DENSE_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"},
+}
+
+
+def classifier_initializer(family):
+    """The release's classifier kernel initializer for a backbone family."""
+    return "glorot_normal" if family == "bagnet" else _EFFICIENTNET_DENSE_INIT
+
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
 class ClassificationModule(keras.layers.Layer):
