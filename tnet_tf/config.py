@@ -69,6 +69,11 @@ class TNetConfig(_ConfigMixin):
             is accepted at call time.
         base_resolution: side of the square every level is resized to before
             the backbone (77 for BagNet-77, 224 for EfficientNet).
+        antialias: low-pass filter when a level is downscaled to the base
+            resolution (`tf.image.resize(..., antialias=True)`). The release
+            resizes without it (False); on sparse images such as Megapixel
+            MNIST thin strokes then vanish from the coarse levels and the
+            location module has little to look at.
         grid_size: `n`, the side of the `n x n` grid of candidate cells.
         cell_fraction: `o`, a cell's side as a fraction of its parent's side
             (the release's `overlap` flag: 0.34375, 0.5, 0.35).
@@ -127,6 +132,7 @@ class TNetConfig(_ConfigMixin):
     num_classes: int = 1000
     image_size: typing.Any = (224, 224)
     base_resolution: int = 77
+    antialias: bool = False
     grid_size: int = 5
     cell_fraction: float = 0.34375
     num_levels: int = 2

@@ -333,9 +333,13 @@ class TNet(fine_tuning.FineTuningModel):
         side = self.config.base_resolution
         if regions.shape[1] == side and regions.shape[2] == side:
             return regions
-        # Bilinear without antialiasing, as the release (detail §1).
+        # Bilinear, without antialiasing by default as the release (detail
+        # §1); antialiasing only matters when downscaling.
         return tf.image.resize(
-            regions, (side, side), method="bilinear", antialias=False
+            regions,
+            (side, side),
+            method="bilinear",
+            antialias=self.config.antialias,
         )
 
     def _check_image_size(self, images, height, width):

@@ -182,3 +182,33 @@ _register(
         positional_encoding_divisor=2,
     )
 )
+
+# The demo (`tnet_tf.demo`): 256 px Megapixel MNIST canvases. Level 1 sees the
+# canvas at 32 px (antialiased: a digit is a 3.5 px blob, enough to find it
+# but not to read it); a 7 x 7 grid of 64 px cells, 32 px apart, holds every
+# 28 px digit wholly in some cell, read at 14 px.
+_register(
+    TNetConfig(
+        name="megapixel_mnist_tnet",
+        backbone="tiny_cnn",
+        num_classes=10,
+        image_size=256,
+        base_resolution=32,
+        antialias=True,
+        grid_size=7,
+        cell_fraction=0.25,
+        num_levels=2,
+        locations_per_level=(3,),
+        positional_encoding_divisor=2,
+        uniform_initial_policy=True,
+    )
+)
+# The same tiny CNN on the whole canvas, the demo's baselines.
+_register(
+    BaselineConfig(
+        name="megapixel_mnist_cnn",
+        backbone="tiny_cnn",
+        num_classes=10,
+        image_size=256,
+    )
+)

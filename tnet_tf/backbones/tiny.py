@@ -8,7 +8,7 @@ statistics differ (a whole canvas downscaled vs. a crop; release quirk Q6),
 which breaks inference on sparse images such as Megapixel MNIST. A per-image
 normalization behaves the same in training and inference at every level. A 64-px base
 resolution gives a 16x16 tap, which `grid_slice` samples down to grids of
-2x2..5x5 (32 px gives 8x8).
+2x2..8x8 (32 px gives 8x8).
 """
 
 import keras
@@ -23,7 +23,7 @@ TAP_LAYER = "stage2_relu"
 TAP_STRIDE = 4
 # Channel-wise dropout after the last stage, pooled into V.
 FEATURE_LAYER = "features_dropout"
-SUPPORTED_GRIDS = (2, 3, 4, 5)
+SUPPORTED_GRIDS = (2, 3, 4, 5, 6, 7, 8)
 NORM_GROUPS = 8
 
 
