@@ -27,12 +27,12 @@ Peak memory.
 
 Precision and XLA. `--precision` sets the Keras dtype policy of the
 benchmarked models (`float32`, `mixed_float16`, `mixed_bfloat16`); `--jit`
-compiles each case with `jit_compile=True`. TNet's own cropping uses
-`tf.image.crop_and_resize`, which XLA cannot compile and which rejects
-bfloat16 images, so under `--jit on` or `mixed_bfloat16` TNet cases crop with
-`gather_crop_cells` (the same crops, see its docstring; `--crop gather`
-forces it); the table says so. Whenever a case does not run in plain float32
-without XLA, the script compares its outputs with that reference on the same
+compiles each case with `jit_compile=True`. TNet crops with its own
+`geometry.crop_cells`, which gathers the chosen cells' pixels: exact, in any
+dtype (bfloat16 included) and compiled by XLA, so TNet cases need no other
+cropper under any precision or `--jit`. Whenever a case does not run in plain
+float32 without XLA (or, in release_cropping, crops with the release-style
+cropper), the script compares its outputs with that reference on the same
 weights and inputs and reports the largest difference.
 """
 
@@ -133,11 +133,6 @@ def add_common_args(parser, default_reps=None):
         help="XLA jit_compile of each case; auto: on for GPU, off for CPU",
     )
     parser.add_argument(
-        "--crop", choices=("model", "gather"), default="model",
-        help="TNet cropper: the model's (crop_and_resize) or gathers "
-        "(proposal P1); XLA and bfloat16 always use gathers",
-    )
-    parser.add_argument(
         "--memory", choices=("auto", "on", "off"), default="auto",
         help="measure peak memory (auto: on, except in smoke mode)",
     )
@@ -176,7 +171,6 @@ def resolve_settings(args, cpu_batch, gpu_batch, smoke_batch=2):
         "memory": memory == "on",
         "warmup": warmup,
         "reps": reps,
-        "crop": args.crop,
         "cases": [c for c in args.cases.split(",") if c],
     }
 
@@ -214,52 +208,13 @@ def dtype_policy(name):
 # === Cropping variants ===
 
 
-def gather_crop_cells(regions, cells, grid_size, cell_fraction):
-    """`geometry.crop_cells` with gathers instead of `crop_and_resize`.
-
-    Same arguments, outputs and ordering, for static region sizes. The crops
-    are the exact pixels (bit-identical to the release's extract_patches
-    crops; `crop_and_resize` agrees with them to ~1e-4 only, from its
-    bilinear arithmetic), and every op has an XLA kernel, so a TNet using it
-    can be compiled whole with `jit_compile=True`. Rows of the chosen cells
-    are gathered first (`(b, k, p, W', C)`), then their columns.
-    """
-    height, width = regions.shape[1], regions.shape[2]
-    if height is None or width is None:
-        raise ValueError("gather_crop_cells needs static region sizes.")
-    rows = geometry.cell_layout(height, grid_size, cell_fraction)
-    cols = geometry.cell_layout(width, grid_size, cell_fraction)
-    padding = [
-        [0, 0],
-        [rows.pad_before, rows.pad_after],
-        [cols.pad_before, cols.pad_after],
-        [0, 0],
-    ]
-    if any(p for pair in padding for p in pair):
-        regions = tf.pad(regions, padding)
-    cells = tf.cast(cells, tf.int32)
-    # Cell origins in the padded region's coordinates.
-    y0 = (cells // grid_size) * rows.stride
-    x0 = (cells % grid_size) * cols.stride
-    ys = y0[..., None] + tf.range(rows.cell_size)  # (b, k, p_h)
-    xs = x0[..., None] + tf.range(cols.cell_size)  # (b, k, p_w)
-    strips = tf.gather(regions, ys, axis=1, batch_dims=1)  # (b, k, p_h, W', C)
-    crops = tf.gather(strips, xs, axis=3, batch_dims=2)  # (b, k, p_h, p_w, C)
-    crops = tf.reshape(
-        crops, [-1, rows.cell_size, cols.cell_size, regions.shape[-1]]
-    )
-    boxes = geometry.chosen_cell_boxes(
-        cells, height, width, grid_size, cell_fraction
-    )
-    return crops, boxes
-
-
 def crop_function(name):
-    """The cropper called `name`: `model`, `gather` or `release`."""
+    """The cropper called `name`: `model` (`geometry.crop_cells`, gathers of
+    the chosen cells' pixels) or `release` (the release's extract_patches of
+    every cell, then a gather: `bench.release_cropping.release_crop_cells`).
+    """
     if name == "model":
         return geometry.crop_cells
-    if name == "gather":
-        return gather_crop_cells
     if name == "release":
         from bench.release_cropping import release_crop_cells
 
@@ -355,20 +310,6 @@ def trace(fn, args, jit, crop="model"):
         return function.get_concrete_function(*args)
 
 
-def effective_crop(spec):
-    """The cropper a TNet case uses.
-
-    The model's `crop_and_resize` has no XLA kernel and rejects bfloat16
-    images, so XLA and `mixed_bfloat16` cases crop with gathers.
-    """
-    crop = spec.get("crop", "model")
-    if crop == "model" and (
-        spec.get("jit") or spec.get("precision") == "mixed_bfloat16"
-    ):
-        return "gather"
-    return crop
-
-
 def tnet_logits_fn(model, locations):
     def forward(images):
         return model(images, training=False, locations_per_level=locations)[
@@ -431,16 +372,11 @@ def build_standard_case(spec, ctx):
     images = ctx.images(spec["batch"], spec["size"])
     notes = []
     if kind == "tnet":
-        crop = effective_crop(spec)
-        if crop != spec.get("crop", "model"):
-            notes.append("crop=gather (XLA/bf16)")
-        elif crop == "gather":
-            notes.append("crop=gather (P1)")
         fn = trace(
             tnet_logits_fn(model, list(spec["locations"])),
             (images,),
             spec.get("jit"),
-            crop,
+            spec.get("crop", "model"),
         )
         return Case(spec, fn, (images,), spec["batch"], notes)
     if kind == "baseline":
@@ -617,10 +553,12 @@ def compare_outputs(name, reference, optimized, tolerance, extra=None):
 def check_case(spec, ctx, check_batch=2):
     """Compares an optimised case with plain float32 without XLA.
 
-    Returns None when the case already is the reference.
+    The reference TNet crops with the model's own cropper, so a case with
+    another cropper (`release`) is checked against it too. Returns None
+    when the case already is the reference.
     """
     precision = spec.get("precision", "float32")
-    crop = effective_crop(spec) if spec["kind"] == "tnet" else "model"
+    crop = spec.get("crop", "model") if spec["kind"] == "tnet" else "model"
     if precision == "float32" and not spec.get("jit") and crop == "model":
         return None
     batch = min(check_batch, spec["batch"])

@@ -31,7 +31,6 @@ def case_specs(settings):
         "batch": settings["batch_size"],
         "precision": settings["precision"],
         "jit": settings["jit"],
-        "crop": settings["crop"],
         "smoke": smoke,
     }
     # Smoke mode: tiny_test TNet (base 32, 3x3 grid) and a tiny_cnn baseline.

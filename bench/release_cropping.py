@@ -3,20 +3,21 @@
 The release (`TNet.create_masked_batch`, original_implementation_detail.md
 §4) zero-pads every region, cuts *all* `n x n` grid cells out of it with
 `tf.image.extract_patches`, reshapes them to `(b * n * n, p, p, C)` and then
-keeps the chosen ones. `tnet_tf.geometry.crop_cells` cuts only the chosen
-cells. `release_crop_cells` below re-creates the release's strategy as a
-drop-in replacement for `crop_cells`; the benchmark traces the same TNet
-(same weights, same images) once with each cropper and compares:
+keeps the chosen ones. `tnet_tf.geometry.crop_cells` gathers only the
+chosen cells' pixels (exact, in any dtype, and compiled by XLA).
+`release_crop_cells` below re-creates the release's strategy as a drop-in
+replacement for `crop_cells`; the benchmark traces the same TNet (same
+weights, same images) once with each cropper and compares:
 
 - `tnet896_ours` / `tnet896_release`: fMoW TNet-B0 at 896 px, [2, 1];
 - `inet_ours` / `inet_release`: ImageNet TNet at 224 px, [3];
-- `crop896_*`: the level-2 cropping op alone (896 px regions, 2 of 9 cells),
-  including `gather` (`bench.common.gather_crop_cells`, proposal P1).
+- `crop896_model` / `crop896_release`: the level-2 cropping op alone
+  (896 px regions, 2 of 9 cells).
 
-Checks: the release cropper's crops equal `crop_cells`' (up to
-`crop_and_resize`'s ~1e-4 rounding; the gather cropper's bit for bit) on the
-fMoW, ImageNet and CUB grids, and each release-cropping TNet's logits and
-attended cells equal those of the same model with its own cropping.
+Checks: the release cropper's crops and boxes equal `crop_cells`' bit for
+bit on the fMoW, ImageNet and CUB grids, and each release-cropping TNet's
+logits and attended cells equal those of the same model with its own
+cropping.
 
     python -m bench.release_cropping [--batch-size N] [--reps N]
         [--precision P] [--jit on|off] [--memory on|off] [--cases ...]
@@ -93,7 +94,7 @@ def release_crop_cells(regions, cells, grid_size, cell_fraction):
 
 
 def check_crops(grids, batch=2, seed=5):
-    """Check records: release vs `crop_cells` and vs `gather_crop_cells`."""
+    """Check records: release crops and boxes vs `crop_cells`', bit for bit."""
     checks = []
     for name, (side, n, fraction) in grids.items():
         regions = tf.random.stateless_uniform(
@@ -107,21 +108,13 @@ def check_crops(grids, batch=2, seed=5):
         )
         release, release_boxes = release_crop_cells(regions, cells, n, fraction)
         ours, boxes = geometry.crop_cells(regions, cells, n, fraction)
-        gathered, _ = common.gather_crop_cells(regions, cells, n, fraction)
         diff = float(tf.reduce_max(tf.abs(release - ours)))
         same_boxes = bool(np.array_equal(release_boxes.numpy(), boxes.numpy()))
         checks.append({
             "name": f"crops {name}: release vs crop_cells",
-            "max_abs_diff": diff, "max_rel_diff": diff, "tolerance_rel": 2e-4,
-            "passed": diff <= 2e-4 and same_boxes, "precision": "float32",
+            "max_abs_diff": diff, "max_rel_diff": diff, "tolerance_rel": 0.0,
+            "passed": diff == 0.0 and same_boxes, "precision": "float32",
             "jit": False, "crop": "release", "same_boxes": same_boxes,
-        })
-        exact = float(tf.reduce_max(tf.abs(release - gathered)))
-        checks.append({
-            "name": f"crops {name}: release vs gather",
-            "max_abs_diff": exact, "max_rel_diff": exact, "tolerance_rel": 0.0,
-            "passed": exact == 0.0, "precision": "float32", "jit": False,
-            "crop": "gather",
         })
     return checks
 
@@ -151,7 +144,7 @@ def case_specs(settings):
             crop="model" if crop == "ours" else "release",
             what=f"{stand_in}ImageNet TNet {s224}px [3], {crop} cropping",
         ))
-    for crop in ("model", "release", "gather"):
+    for crop in ("model", "release"):
         specs.append(dict(
             base, name=f"crop896_{crop}", group="crop", kind="crop",
             preset="fmow_tnet_b0_896", size=s896, k=2, crop=crop,
@@ -172,18 +165,13 @@ def build_case(spec, ctx):
          for r in range(spec["batch"])], tf.int32
     )
     cropper = common.crop_function(spec["crop"])
-    notes = []
-    jit = spec["jit"]
-    if jit and spec["crop"] == "model":
-        jit = False
-        notes.append("no XLA kernel for CropAndResize: not jitted")
 
     def fn(x):
         crops, _ = cropper(x, cells, config.grid_size, config.cell_fraction)
         return tf.reduce_sum(tf.cast(crops, tf.float32))
 
-    function = common.trace(fn, (images,), jit)
-    return common.Case(spec, function, (images,), spec["batch"], notes)
+    function = common.trace(fn, (images,), spec["jit"])
+    return common.Case(spec, function, (images,), spec["batch"])
 
 
 def comparisons(rows):
@@ -203,9 +191,6 @@ def comparisons(rows):
         c("release / model, crop op 896 (time)", "crop896_release",
           "crop896_model", "ms_per_image", results,
           meaning="the cropping op alone"),
-        c("model / gather, crop op 896 (time)", "crop896_model",
-          "crop896_gather", "ms_per_image", results,
-          meaning="crop_and_resize vs gathers (proposal P1)"),
         c("model / release, crop op 896 (peak memory)", "crop896_model",
           "crop896_release", "peak_mib", results,
           meaning="the cropping op alone"),
@@ -238,8 +223,8 @@ def main(argv=None):
         "release_cropping", env, settings, rows, comparisons(rows),
         checks + case_checks,
         notes=[
-            "ours = tnet_tf.geometry.crop_cells (crop_and_resize of the "
-            "chosen cells); release = extract_patches of every cell of the "
+            "ours = tnet_tf.geometry.crop_cells (gathers of the chosen "
+            "cells' pixels); release = extract_patches of every cell of the "
             "zero-padded region, then gather",
         ],
     )

@@ -7,14 +7,17 @@ constant; what grows is the resizing and cropping of full-resolution regions.
 
 `--breakdown` adds the cost of that part alone, per size, two ways:
 - `cropresize_model_S`: what `TNet.call` does: level-2 cells cut at full
-  resolution (`geometry.crop_cells`), resized to 224; level-3 cells cut from
-  those full-resolution crops, resized to 224; level 1 resized from the image;
-- `cropresize_fused_S`: proposal P2 (BENCHMARKS.md): each level's 224 px
-  input sampled straight from the input image with one `crop_and_resize`
-  whose boxes place the samples where `tf.image.resize` (half-pixel centres)
-  puts them, so no full-resolution crop is materialised. The two agree up
-  to float32 coordinate rounding (checked, see FUSED_TOLERANCE; valid for
-  downscaled or same-size, unpadded grids such as fMoW's).
+  resolution (`geometry.crop_cells`, gathers of their exact pixels), resized
+  to 224; level-3 cells cut from those full-resolution crops, resized to
+  224; level 1 resized from the image;
+- `cropresize_fused_S`: proposal P2 (BENCHMARKS.md), a prototype here only,
+  not in the library: each level's 224 px input sampled straight from the
+  input image with one `crop_and_resize` whose boxes place the samples where
+  `tf.image.resize` (half-pixel centres) puts them, so no full-resolution
+  crop is materialised. The two agree up to float32 coordinate rounding
+  (checked, see FUSED_TOLERANCE; valid for downscaled or same-size,
+  unpadded grids such as fMoW's). `crop_and_resize` has no XLA kernel, so
+  both breakdown cases run without XLA whatever `--jit` says.
 
     python -m bench.scaling [--sizes 896,1792,3584] [--locations 2,1]
         [--breakdown] [--batch-size N] [--reps N] [--precision P]
@@ -32,10 +35,10 @@ from tnet_tf import geometry
 
 MODULE = "bench.scaling"
 # Largest pixel difference (pixels in [-1, 1]) accepted between the fused
-# and the model's crops. Both sample through float32 coordinates normalised
-# by the image side, so a sample lands up to ~side * 2**-24 px off and, on
-# random-noise images (neighbours differ by up to 2), values move by up to
-# ~2e-4 at 1792 px and ~5e-4 at 3584 px; natural images move far less.
+# and the model's crops. The fused path samples through float32 coordinates
+# normalised by the image side, so a sample lands up to ~side * 2**-24 px off
+# and, on random-noise images (neighbours differ by up to 2), values move by
+# up to ~2e-4 at 1792 px and ~5e-4 at 3584 px; natural images move far less.
 FUSED_TOLERANCE = 1e-3
 TNET = "fmow_tnet_b0_896"
 BASELINE = "fmow_en_b0_896"
@@ -46,7 +49,6 @@ def case_specs(settings, sizes, locations, breakdown):
         "batch": settings["batch_size"],
         "precision": settings["precision"],
         "jit": settings["jit"],
-        "crop": settings["crop"],
         "smoke": settings["smoke"],
     }
     stand_in = "tiny stand-in: " if settings["smoke"] else ""
@@ -69,7 +71,7 @@ def case_specs(settings, sizes, locations, breakdown):
                     base, name=f"cropresize_{variant}_{size}",
                     group="breakdown", kind="cropresize", preset=TNET,
                     size=size, locations=list(locations), variant=variant,
-                    jit=False,
+                    jit=False,  # the fused path's crop_and_resize: no XLA
                     what=f"{stand_in}crop+resize only, {variant}, {size}px",
                 ))
     return [s for s in specs if common.selected(s, settings["cases"])]
@@ -106,7 +108,7 @@ def crop_resize_model(images, cells, config):
 
 
 def crop_resize_fused(images, cells, config):
-    """Proposal P2: every level sampled from the input image directly.
+    """Proposal P2 (prototype): every level sampled from the input directly.
 
     Region `r` of a level is `(y0, x0, h, w)` in input pixels. Resizing its
     `h x w` crop to `s x s` with half-pixel centres samples input row

@@ -13,10 +13,11 @@ Each case's `fit` is compiled once and then called alternately, one epoch of
 compilation) is the warm-up. A case's figure is the median images/s over its
 timed epochs; the comparison is mirrored / single from the same run.
 
-With `--jit on` the train step is compiled with XLA (TNet then crops with
-`bench.common.gather_crop_cells`, see there); with a mixed `--precision`
-Keras wraps the optimizer in a loss-scale optimizer. In both cases the
-model's inference outputs are checked against float32 without XLA.
+With `--jit on` the whole train step, TNet's cropping included (it gathers
+the chosen cells' pixels), is compiled with XLA; with a mixed `--precision`
+Keras wraps the optimizer in a loss-scale optimizer (`mixed_float16`). In
+both cases the model's inference outputs are checked against float32
+without XLA.
 
     python -m bench.training_throughput [--preset fmow_tnet_b0]
         [--image-size 448] [--batch-size N] [--steps N] [--reps N]
@@ -139,13 +140,6 @@ def main(argv=None):
         raise SystemExit(f"--batch-size {batch} must divide by {replicas}")
 
     dataset = make_dataset(config, batch, size)
-    crop = common.effective_crop({
-        "crop": settings["crop"], "jit": settings["jit"],
-        "precision": settings["precision"],
-    })
-    if crop != "model":
-        notes.append("TNet crops with gather_crop_cells (XLA, bfloat16 or "
-                     "--crop gather)")
     models, timers, initial = {}, {}, None
     for name, strategy in strategies.items():
         if name not in settings["cases"] and settings["cases"]:
@@ -154,14 +148,12 @@ def main(argv=None):
         models[name] = build_trainer(config, strategy, settings, initial)
         initial = initial or models[name].get_weights()
         timers[name] = EpochTimer()
-    # Warm-up epoch (tracing happens here, under the chosen cropper).
+    # Warm-up epochs (tracing and XLA compilation happen here).
     for name, model in models.items():
         log(f"warm-up {name}")
-        with common.patched_crop_cells(crop):
-            for _ in range(settings["warmup"]):
-                model.fit(dataset, epochs=1, steps_per_epoch=steps,
-                          verbose=0, shuffle=False,
-                          callbacks=[timers[name]])
+        for _ in range(settings["warmup"]):
+            model.fit(dataset, epochs=1, steps_per_epoch=steps,
+                      verbose=0, shuffle=False, callbacks=[timers[name]])
         timers[name].seconds.clear()
     names = list(models)
     for rep in range(settings["reps"]):
@@ -192,13 +184,11 @@ def main(argv=None):
                       f"{statistics.median(per_epoch):.2f} img/s"],
         })
     checks = []
-    if (settings["precision"] != "float32" or settings["jit"]
-            or crop != "model"):
+    if settings["precision"] != "float32" or settings["jit"]:
         spec = {"name": "forward", "kind": "tnet", "preset": args.preset,
                 "size": size, "batch": 2, "locations":
                 list(config.locations_per_level),
-                "precision": settings["precision"], "jit": settings["jit"],
-                "crop": settings["crop"]}
+                "precision": settings["precision"], "jit": settings["jit"]}
         checks.append(common.check_case(spec, ctx))
     results = {row["name"]: row for row in rows}
     comparisons = [

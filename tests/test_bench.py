@@ -71,17 +71,25 @@ def test_inference_smoke(capsys):
     assert isinstance(speedup["target_met"], bool)
 
 
-def test_inference_smoke_xla_and_mixed_precision_match(capsys):
+@pytest.mark.parametrize("jit,precision", [
+    ("on", "mixed_float16"),
+    ("off", "mixed_bfloat16"),
+])
+def test_inference_smoke_xla_and_mixed_precision_match(capsys, jit, precision):
+    # TNet's own cropper (gathers) compiles under XLA and takes bfloat16.
     status, result, _ = _run(capsys, inference.main, [
-        "--smoke", "--quiet", "--jit", "on", "--precision", "mixed_float16",
+        "--smoke", "--quiet", "--jit", jit, "--precision", precision,
         "--cases", "tnet896_k21,en224",
     ])
     assert status == 0
+    assert result["settings"]["jit"] is (jit == "on")
+    assert result["settings"]["precision"] == precision
     checks = {c["name"]: c for c in result["checks"]}
     tnet = checks["tnet896_k21 vs plain float32"]
-    assert tnet["jit"] is True and tnet["crop"] == "gather"
+    assert tnet["jit"] is (jit == "on") and tnet["crop"] == "model"
+    assert tnet["precision"] == precision
     assert tnet["same_cells"] is True
-    assert tnet["max_rel_diff"] <= common.TOLERANCES["mixed_float16"]
+    assert tnet["max_rel_diff"] <= common.TOLERANCES[precision]
     assert "en224 vs plain float32" in checks
 
 
@@ -116,6 +124,20 @@ def test_training_throughput_smoke(capsys):
     assert "img/s" in table
 
 
+def test_training_throughput_smoke_xla(capsys):
+    # The whole train step, TNet's cropping included, compiles with XLA.
+    status, result, _ = _run(capsys, training_throughput.main, [
+        "--smoke", "--quiet", "--jit", "on", "--cases", "single",
+    ])
+    assert status == 0
+    assert result["settings"]["jit"] is True
+    (case,) = result["cases"]
+    assert case["name"] == "single" and case["images_per_s"] > 0
+    (check,) = result["checks"]
+    assert check["jit"] is True and check["crop"] == "model"
+    assert check["passed"] and check["same_cells"] is True
+
+
 def test_release_cropping_smoke_with_memory(capsys):
     # One memory case: it runs in a fresh subprocess (the CPU method).
     status, result, table = _run(capsys, release_cropping.main, [
@@ -128,9 +150,34 @@ def test_release_cropping_smoke_with_memory(capsys):
     assert case["peak_mib"] >= 0
     assert "rss_before_mib" in case
     assert "peak RSS" in table
-    # The crop equality checks run whatever cases are selected.
+    # The crop equality checks run whatever cases are selected: the release
+    # cropper equals the model's bit for bit, boxes included.
     crop_checks = [c for c in result["checks"] if c["name"].startswith("crops")]
-    assert crop_checks and all(c["passed"] for c in crop_checks)
+    assert len(crop_checks) == len(release_cropping.SMOKE_GRIDS)
+    for check in crop_checks:
+        assert check["name"].endswith("release vs crop_cells")
+        assert check["passed"] and check["same_boxes"]
+        assert check["max_abs_diff"] == 0.0
+
+
+def test_release_cropping_smoke_xla(capsys):
+    # Both croppers alone, and TNet with each, compiled with XLA.
+    status, result, _ = _run(capsys, release_cropping.main, [
+        "--smoke", "--quiet", "--jit", "on", "--cases",
+        "crop,tnet896_release",
+    ])
+    assert status == 0
+    names = [case["name"] for case in result["cases"]]
+    assert names == ["tnet896_release", "crop896_model", "crop896_release"]
+    for case in result["cases"]:
+        assert case["jit"] is True and case["notes"] == []
+    assert [c["name"] for c in result["comparisons"]] == [
+        "release / model, crop op 896 (time)"
+    ]
+    checks = {c["name"]: c for c in result["checks"]}
+    tnet = checks["tnet896_release vs plain float32"]
+    assert tnet["jit"] is True and tnet["crop"] == "release"
+    assert tnet["passed"] and tnet["same_cells"] is True
 
 
 def _numpy_crops(regions, cells, grid_size, fraction):
@@ -162,24 +209,22 @@ def test_release_cropper_equals_crop_cells(side, grid_size, fraction):
     ours, boxes = geometry.crop_cells(
         tf.constant(regions), tf.constant(cells), grid_size, fraction
     )
-    gathered, gathered_boxes = common.gather_crop_cells(
-        tf.constant(regions), tf.constant(cells), grid_size, fraction
-    )
     expected = _numpy_crops(regions, cells, grid_size, fraction)
-    # The release cropper and the gather cropper cut the exact pixels.
+    # Both croppers cut the exact pixels, in the caller's cell order.
     np.testing.assert_array_equal(release.numpy(), expected)
-    np.testing.assert_array_equal(gathered.numpy(), expected)
-    # crop_and_resize lands on the same pixels up to bilinear rounding.
-    np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=2e-4)
+    np.testing.assert_array_equal(ours.numpy(), expected)
     np.testing.assert_array_equal(release_boxes.numpy(), boxes.numpy())
-    np.testing.assert_array_equal(gathered_boxes.numpy(), boxes.numpy())
 
 
 def test_patched_crop_cells_restores_the_model_cropper():
     original = geometry.crop_cells
+    assert common.crop_function("model") is original
     with common.patched_crop_cells("release"):
         assert geometry.crop_cells is release_cropping.release_crop_cells
     assert geometry.crop_cells is original
+    # The gather prototype is the model's cropper now: no such option.
+    with pytest.raises(ValueError, match="gather"):
+        common.crop_function("gather")
 
 
 def test_fused_crop_resize_equals_model_path():

@@ -164,6 +164,26 @@ def test_evaluate_at_any_locations_per_level():
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_fit_under_a_mixed_precision_policy(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = compiled(tiny_config())
+        images, labels = random_batch(4)
+        before = as_numpy(model.trainable_weights)
+        logs = model.fit(
+            images, labels, batch_size=2, epochs=1, verbose=0
+        ).history
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert 0.0 <= logs["top1"][-1] <= 1.0 and np.isfinite(logs["loss"][-1])
+    changed = [
+        not np.array_equal(b, a)
+        for b, a in zip(before, as_numpy(model.trainable_weights))
+    ]
+    assert any(changed)
+
+
 def test_two_optimizers_split_learning_rates_and_l2():
     model = compiled(
         tiny_config(l2_weight=1e-3),

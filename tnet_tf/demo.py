@@ -28,11 +28,13 @@ import dataclasses
 import json
 import os
 import time
+import typing
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf import backbones
 from tnet_tf import experiment
 from tnet_tf import export
 from tnet_tf import presets
@@ -66,6 +68,9 @@ class DemoConfig:
         epochs: training epochs of each of the three models.
         batch_size: training batch size of every stage.
         learning_rate: Adam's learning rate of every stage.
+        backbone_learning_rate: Adam's learning rate of the pretrained
+            backbone while the three models train (a second optimizer, as
+            the paper's fine-tuning); `None` uses `learning_rate`.
         evaluation_locations: TNet's settings evaluated (one level: `k`).
         equal_flops_locations: the TNet setting whose multiply-adds the
             downscaled CNN matches.
@@ -82,10 +87,11 @@ class DemoConfig:
     pretrain_digits: int = 12000
     pretrain_size: int = 48
     pretrain_scales: tuple = (7, 28)
-    pretrain_epochs: int = 6
-    epochs: int = 12
+    pretrain_epochs: int = 8
+    epochs: int = 8
     batch_size: int = 32
     learning_rate: float = 2e-3
+    backbone_learning_rate: typing.Optional[float] = 2e-4
     evaluation_locations: tuple = (0, 1, 2, 3, 4, 5)
     equal_flops_locations: int = 1
     pictures: int = 8
@@ -132,7 +138,11 @@ SMOKE = DemoConfig(
 
 
 def generate_canvases(config, split, count, progress):
-    """`(images float32 (count, S, S, 3) in [-1, 1], labels int64)`."""
+    """`(canvases uint8 (count, S, S), labels int64 (count,))`.
+
+    Kept as grayscale uint8 (64 KiB a canvas at 256 px, 1/12 of float RGB);
+    `canvas_dataset` converts batches on the fly.
+    """
     generator = megapixel_mnist.MegapixelMNIST(
         canvas_size=config.canvas_size,
         num_digits=config.num_digits,
@@ -140,19 +150,41 @@ def generate_canvases(config, split, count, progress):
         num_noise=config.num_noise,
         seed=config.seed,
     )
-    images = np.zeros(
-        (count, config.canvas_size, config.canvas_size, 3), np.float32
+    canvases = np.zeros(
+        (count, config.canvas_size, config.canvas_size), np.uint8
     )
     labels = np.zeros((count,), np.int64)
     chunk = 100
     for start in range(0, count, chunk):
         size = min(chunk, count - start)
-        raw, labels[start : start + size], _ = generator.generate(
-            split, size, start
-        )
-        images[start : start + size] = megapixel_mnist.to_model_inputs(raw)
+        (
+            canvases[start : start + size],
+            labels[start : start + size],
+            _,
+        ) = generator.generate(split, size, start)
         progress.add(size)
-    return images, labels
+    return canvases, labels
+
+
+def model_inputs(canvases, side=None):
+    """uint8 canvases -> float32 RGB in [-1, 1], resized to `side` (with
+    antialiasing) when given."""
+    images = megapixel_mnist.to_model_inputs(canvases)
+    if side is not None and side != images.shape[-2]:
+        images = tf.image.resize(images, (side, side), antialias=True)
+    return images
+
+
+def canvas_dataset(canvases, labels, batch_size, side=None, shuffle_seed=None):
+    """Batches `(images, labels)` of the canvases at `side` px (default:
+    their own size), shuffled every epoch when `shuffle_seed` is given."""
+    dataset = tf.data.Dataset.from_tensor_slices((canvases, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(canvases), seed=shuffle_seed)
+    return dataset.batch(batch_size).map(
+        lambda images, labels: (model_inputs(images, side), labels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def digit_pretraining_set(config, progress=None):
@@ -187,18 +219,6 @@ def digit_pretraining_set(config, progress=None):
     return np.asarray(images), digit_labels[rows].astype(np.int64)
 
 
-def downscale(images, size):
-    """Antialiased bilinear resize of a batch to `size x size`."""
-    out = []
-    for start in range(0, len(images), 256):
-        out.append(
-            tf.image.resize(
-                images[start : start + 256], (size, size), antialias=True
-            ).numpy()
-        )
-    return np.concatenate(out)
-
-
 # === Models ===
 
 
@@ -208,7 +228,9 @@ def equal_flops_resolution(tnet_macs, candidates=range(16, 257, 1)):
     Multiply-adds of the CNN are counted (`tnet_tf.profiling`) on a
     fully convolutional model, so one model serves every candidate side.
     """
-    model = presets.build(CNN_FULL_PRESET)
+    # Only counted, never trained: no random-initialization warning.
+    with backbones.loading_saved_weights():
+        model = presets.build(CNN_FULL_PRESET)
     best = None
     for side in candidates:
         macs = profiling.profile(model, side)["flops"]
@@ -225,9 +247,10 @@ def pretrain_backbone(config, workdir, verbose):
     images, labels = digit_pretraining_set(config)
     split = max(1, len(images) // 10)
     keras.utils.set_random_seed(config.seed)
-    model = presets.build_model(presets.get(CNN_FULL_PRESET).replace(
-        name="digit_pretraining", image_size=config.pretrain_size
-    ))
+    with backbones.loading_saved_weights():  # random on purpose
+        model = presets.build_model(presets.get(CNN_FULL_PRESET).replace(
+            name="digit_pretraining", image_size=config.pretrain_size
+        ))
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     model.fit(
         images[split:],
@@ -244,16 +267,21 @@ def pretrain_backbone(config, workdir, verbose):
     return path, float(top1)
 
 
-def train(model, images, labels, config, directory, verbose):
-    """Fits `model` in `directory` (resumable) and saves its final checkpoint."""
+def train(model, dataset, config, directory, verbose):
+    """Fits `model` on `dataset` in `directory` (resumable) and saves its
+    final checkpoint; returns the training time in seconds."""
     keras.utils.set_random_seed(config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        backbone_optimizer=(
+            None if config.backbone_learning_rate is None
+            else keras.optimizers.Adam(config.backbone_learning_rate)
+        ),
+    )
     started = time.perf_counter()
     training.fit(
         model,
-        tf.data.Dataset.from_tensor_slices((images, labels))
-        .shuffle(len(images), seed=config.seed)
-        .batch(config.batch_size),
+        dataset,
         epochs=config.epochs,
         workdir=directory,
         best_checkpoint=False,
@@ -267,23 +295,25 @@ def train(model, images, labels, config, directory, verbose):
     return seconds
 
 
-def evaluate_row(model, name, images, labels, setting, resolution, config):
-    """One table row: top-1, multiply-adds and ms per image of `model`."""
-    is_tnet = setting is not None
-    kwargs = {"locations_per_level": setting} if is_tnet else {}
+def evaluate_row(model, name, canvases, labels, setting, side):
+    """One table row: top-1, multiply-adds and ms per image of `model` on
+    `canvases` at `side` px (`setting`: TNet's locations, None for a CNN)."""
+    kwargs = {} if setting is None else {"locations_per_level": setting}
     result = model.evaluate(
-        images, labels, batch_size=100, verbose=0, return_dict=True, **kwargs
+        canvas_dataset(canvases, labels, 100, side),
+        verbose=0,
+        return_dict=True,
+        **kwargs,
     )
-    macs = profiling.profile(
-        model, resolution if not is_tnet else config.canvas_size, setting
-    )["flops"]
+    macs = profiling.profile(model, side, setting)["flops"]
     timing = experiment.measure_inference(
-        model, images[:32], setting, repetitions=5, warmup=1
+        model, model_inputs(canvases[:32], side), setting,
+        repetitions=5, warmup=1,
     )
     return {
         "model": name,
         "locations": "" if setting is None else ",".join(map(str, setting)),
-        "input_px": config.canvas_size if is_tnet else resolution,
+        "input_px": side,
         "top1": float(result["top1"]),
         "macs": int(macs),
         "ms_per_image": timing["ms_per_image"],
@@ -405,12 +435,18 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
         unit_name="canvas",
         verbose=verbose,
     )
-    train_images, train_labels = generate_canvases(
+    train_canvases, train_labels = generate_canvases(
         config, "train", config.train_canvases, progress
     )
-    test_images, test_labels = generate_canvases(
+    test_canvases, test_labels = generate_canvases(
         config, "test", config.test_canvases, progress
     )
+
+    def train_set(side):
+        return canvas_dataset(
+            train_canvases, train_labels, config.batch_size, side,
+            shuffle_seed=config.seed,
+        )
 
     header(
         f"Pretraining the tiny CNN on {config.pretrain_digits} single digits "
@@ -420,82 +456,68 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
     print(f"digit top-1 on held-out digits: {100 * pretrain_top1:.1f}%")
 
     header(f"Training TNet ({config.epochs} epochs)")
-    tnet_config = presets.get(TNET_PRESET).replace(
+    keras.utils.set_random_seed(config.seed)
+    tnet = presets.build_model(presets.get(TNET_PRESET).replace(
         image_size=config.canvas_size,
         backbone_weights=weights,
         seed=config.seed,
-    )
-    keras.utils.set_random_seed(config.seed)
-    tnet = presets.build_model(tnet_config)
+    ))
     seconds = {"TNet": train(
-        tnet, train_images, train_labels, config,
-        os.path.join(workdir, "tnet"), verbose,
+        tnet, train_set(None), config, os.path.join(workdir, "tnet"), verbose
     )}
     tnet_macs = profiling.profile(
         tnet, config.canvas_size, [config.equal_flops_locations]
     )["flops"]
-    low_side, _ = equal_flops_resolution(tnet_macs)
-
-    cnns = (
-        ("CNN downscaled", "cnn_downscaled", low_side),
-        ("CNN full resolution", "cnn_full", config.canvas_size),
-    )
-    models = {}
-    for name, folder, side in cnns:
+    cnns = {
+        "CNN downscaled": ("cnn_downscaled",
+                           equal_flops_resolution(tnet_macs)[0]),
+        "CNN full resolution": ("cnn_full", config.canvas_size),
+    }
+    for name, (folder, side) in cnns.items():
         header(f"Training the {name} at {side} px ({config.epochs} epochs)")
         keras.utils.set_random_seed(config.seed)
-        cnn = presets.build_model(
-            presets.get(CNN_FULL_PRESET).replace(
-                name=folder, image_size=side, backbone_weights=weights
-            )
-        )
-        images = (
-            train_images if side == config.canvas_size
-            else downscale(train_images, side)
-        )
+        cnn = presets.build_model(presets.get(CNN_FULL_PRESET).replace(
+            name=folder, image_size=side, backbone_weights=weights
+        ))
         seconds[name] = train(
-            cnn, images, train_labels, config,
-            os.path.join(workdir, folder), verbose,
+            cnn, train_set(side), config, os.path.join(workdir, folder),
+            verbose,
         )
-        models[name] = (cnn, side)
+        cnns[name] = (cnn, side)
 
     header("Evaluating on the test canvases")
     settings = [[k] for k in config.evaluation_locations]
     progress = keras.utils.Progbar(
-        len(settings) + len(models), unit_name="model", verbose=verbose
+        len(settings) + len(cnns), unit_name="model", verbose=verbose
     )
     rows = []
     for setting in settings:
         rows.append(evaluate_row(
-            tnet, "TNet", test_images, test_labels, setting, None, config
+            tnet, "TNet", test_canvases, test_labels, setting,
+            config.canvas_size,
         ))
         progress.add(1)
-    for name, (cnn, side) in models.items():
-        images = (
-            test_images if side == config.canvas_size
-            else downscale(test_images, side)
-        )
+    for name, (cnn, side) in cnns.items():
         rows.append(evaluate_row(
-            cnn, name, images, test_labels, None, side, config
+            cnn, name, test_canvases, test_labels, None, side
         ))
         progress.add(1)
 
     header("Exporting TNet and drawing pictures")
-    export_dir = os.path.join(workdir, "export", "saved_model")
-    export.export_saved_model(tnet, export_dir, settings)
+    export.export_saved_model(
+        tnet, os.path.join(workdir, "export", "saved_model"), settings
+    )
     figures = os.path.join(workdir, "figures")
     os.makedirs(figures, exist_ok=True)
-    count = min(config.pictures, config.test_canvases)
-    outputs = tnet(
-        test_images[:count], training=False,
-        locations_per_level=[config.equal_flops_locations],
-    )
+    pictures = model_inputs(test_canvases[: config.pictures])
+    # At the model's default setting (3 locations): several boxes to see.
+    outputs = tnet(pictures, training=False)
     viz.attention_grid_png(
         os.path.join(figures, "attention.png"),
-        test_images[:count],
+        pictures,
         {key: np.asarray(value) for key, value in outputs.items()
          if key != "location_probs"},
-        labels=test_labels[:count],
+        labels=test_labels[: config.pictures],
     )
     viz.accuracy_vs_flops_png(
         os.path.join(figures, "accuracy_vs_flops.png"),

@@ -50,6 +50,9 @@ class FineTuningModel(keras.Model):
         """Updates the trackers and returns the logs of a step."""
         for name in self._tracked_terms:
             self._trackers[name].update_state(terms[name])
+        # Under a mixed policy logits are float16/bfloat16; in_top_k takes
+        # float32 only.
+        logits = tf.cast(logits, tf.float32)
         self._trackers["top1"].update_state(labels, logits)
         self._trackers["top5"].update_state(labels, logits)
         return {m.name: m.result() for m in self.metrics}

@@ -134,31 +134,36 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
     boxes = chosen_cell_boxes(cells, height, width, grid_size, cell_fraction)
     rows = cell_layout(height, grid_size, cell_fraction)
     cols = cell_layout(width, grid_size, cell_fraction)
-    # crop_and_resize samples at y0 + i * (y1 - y0) / (crop - 1) in units of
-    # (H - 1): with corners on pixel centres and crop = cell size, every
-    # sample lands on an input pixel, so the crop is the box's pixels (up to
-    # float32 rounding of the positions, ~1e-4 at 896 px) and only the
-    # chosen cells are materialised (the release cut the whole grid).
-    scale = tf.cast(
-        tf.stack([height - 1, width - 1, height - 1, width - 1]), tf.float32
-    )
-    corners = boxes - tf.constant([0.0, 0.0, 1.0, 1.0])
-    normalized = tf.reshape(corners / tf.maximum(scale, 1.0), [-1, 4])
-    k = tf.shape(cells)[1]
-    region_index = tf.repeat(tf.range(tf.shape(regions)[0]), k)
-    crops = tf.image.crop_and_resize(
-        regions,
-        normalized,
-        region_index,
-        crop_size=tf.stack([rows.cell_size, cols.cell_size]),
-        method="bilinear",
-        extrapolation_value=0.0,
+    # Two gathers (the chosen cells' rows, then their columns) copy exactly
+    # the boxes' pixels and only those (the release cut the whole grid);
+    # unlike crop_and_resize's bilinear arithmetic they are exact in any
+    # dtype, and XLA compiles them.
+    ys, y_inside = _pixel_indices(boxes[..., 0], rows.cell_size, height)
+    xs, x_inside = _pixel_indices(boxes[..., 1], cols.cell_size, width)
+    strips = tf.gather(regions, ys, axis=1, batch_dims=1)  # (b, k, p_h, W, C)
+    crops = tf.gather(strips, xs, axis=3, batch_dims=2)  # (b, k, p_h, p_w, C)
+    if not (_is_static(rows.pad_before, cols.pad_before)
+            and rows.pad_before == rows.pad_after == 0
+            and cols.pad_before == cols.pad_after == 0):
+        # Padding cells gathered clamped edge pixels: zero them.
+        inside = y_inside[..., :, None] & x_inside[..., None, :]
+        crops *= tf.cast(inside, crops.dtype)[..., None]
+    crops = tf.reshape(
+        crops, tf.stack([-1, rows.cell_size, cols.cell_size, tf.shape(regions)[3]])
     )
     if _is_static(rows.cell_size, cols.cell_size):
         crops = tf.ensure_shape(
             crops, [None, rows.cell_size, cols.cell_size, regions.shape[-1]]
         )
     return crops, boxes
+
+
+def _pixel_indices(starts, cell_size, side):
+    """Clamped pixel indices `(b, k, cell_size)` of cells starting at `starts`
+    on one axis, and whether each lies inside `[0, side)`."""
+    positions = tf.cast(starts, tf.int32)[..., None] + tf.range(cell_size)
+    inside = (positions >= 0) & (positions < side)
+    return tf.clip_by_value(positions, 0, side - 1), inside
 
 
 def spatial_size(images):
