@@ -390,9 +390,10 @@ def test_tiny_grid_slice(map_size, grid_size, positions):
 
 def test_tiny_cnn_grid_errors():
     with pytest.raises(
-        ValueError, match="grid_size=6.*Supported grid sizes: 2, 3, 4, 5"
+        ValueError,
+        match="grid_size=9.*Supported grid sizes: 2, 3, 4, 5, 6, 7, 8",
     ):
-        backbones.build_backbone("tiny_cnn", input_shape=(64, 64, 3), grid_size=6)
+        backbones.build_backbone("tiny_cnn", input_shape=(64, 64, 3), grid_size=9)
     with pytest.raises(ValueError, match="Supported grid sizes: 2, 3\\."):
         backbones.build_backbone("tiny_cnn", input_shape=(12, 12, 3), grid_size=4)
     with pytest.raises(ValueError, match="square"):

@@ -53,6 +53,29 @@ def test_level_one_vector_alone_matches_first_level_only(model, images):
     np.testing.assert_allclose(only["attended_boxes"].numpy(), [[[0, 0, 1, 1]]] * 2)
 
 
+@pytest.mark.parametrize("antialias", [False, True])
+def test_level_one_sees_the_image_resized_with_or_without_antialiasing(
+    model, images, antialias
+):
+    # A one-pixel checkerboard: antialiasing averages it to grey, plain
+    # bilinear sampling keeps samples of it.
+    checker = (np.indices((96, 96)).sum(0) % 2 * 2 - 1).astype("float32")
+    board = np.repeat(checker[None, :, :, None], 3, axis=-1)
+    variant = tnet_tf.TNet(model.config.replace(antialias=antialias))
+    variant.set_weights(model.get_weights())
+    side = model.config.base_resolution
+    resized = tf.image.resize(board, (side, side), antialias=antialias)
+    features = variant.feature_extractor(resized, training=False)[0]
+    positions = tf.zeros((1, 3))
+    expected = variant.classification_module(
+        variant.positional_encoding(features, positions), training=False
+    )
+    out = variant(board, locations_per_level=[])
+    np.testing.assert_allclose(out["logits"].numpy(), expected.numpy(), atol=1e-5)
+    other = tf.image.resize(board, (side, side), antialias=not antialias)
+    assert np.abs(resized.numpy() - other.numpy()).max() > 0.1
+
+
 def test_attended_boxes_follow_the_grid_of_their_parents(model, images):
     config = model.config
     grid, fraction = config.grid_size, config.cell_fraction
