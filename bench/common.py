@@ -140,6 +140,10 @@ def add_common_args(parser, default_reps=None):
         "--cases", default="",
         help="comma-separated case names or groups to run (default: all)",
     )
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="no progress messages on stderr",
+    )
     return parser
 
 

@@ -107,8 +107,6 @@ def parse_args(argv):
         prog="python -m bench.inference", description=__doc__.splitlines()[0]
     )
     common.add_common_args(parser)
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress messages on stderr")
     return parser.parse_args(argv)
 
 

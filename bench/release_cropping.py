@@ -204,7 +204,6 @@ def parse_args(argv):
         description=__doc__.splitlines()[0],
     )
     common.add_common_args(parser)
-    parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
 

@@ -241,7 +241,6 @@ def parse_args(argv):
                         help="TNet locations per level (default 2,1)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time crop+resize alone (model vs fused)")
-    parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
 

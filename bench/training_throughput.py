@@ -89,7 +89,6 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per timed epoch (default GPU 20, CPU 3)")
     parser.add_argument("--steps-per-execution", type=int, default=1)
-    parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
 
