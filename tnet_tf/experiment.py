@@ -508,15 +508,22 @@ def run_evaluation(
     return rows
 
 
+# The first columns of the evaluation and profile tables: which model, input
+# and location setting a row is about.
+SETTING_COLUMNS = [
+    ("Model", lambda r: r["model"]),
+    ("Input", lambda r: r["image_size"]),
+    ("#Locs", lambda r: r["attended"] if r["locations"] else "-"),
+    ("Setting", lambda r: r["locations"] or "-"),
+]
+
+
 def evaluation_table(rows):
     """The evaluation rows as a text table (accuracy in %, FLOPs in B)."""
     return format_table(
         rows,
-        [
-            ("Model", lambda r: r["model"]),
-            ("Input", lambda r: r["image_size"]),
-            ("#Locs", lambda r: r["attended"] if r["locations"] else "-"),
-            ("Setting", lambda r: r["locations"] or "-"),
+        SETTING_COLUMNS
+        + [
             ("Top-1", lambda r: f"{100 * float(r['top1']):.2f}%"),
             ("Top-5", lambda r: f"{100 * float(r['top5']):.2f}%"),
             ("FLOPs (B)", lambda r: _billions(r["flops"])),
@@ -688,11 +695,8 @@ def profile_table(rows):
     )
     return format_table(
         rows,
-        [
-            ("Model", lambda r: r["model"]),
-            ("Input", lambda r: r["image_size"]),
-            ("#Locs", lambda r: r["attended"] if r["locations"] else "-"),
-            ("Setting", lambda r: r["locations"] or "-"),
+        SETTING_COLUMNS
+        + [
             ("FLOPs (B)", lambda r: _billions(r["flops"])),
             ("#Params (M)", lambda r: f"{r['params'] / 1e6:.2f}"),
             (
