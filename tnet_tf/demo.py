@@ -50,7 +50,10 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 TABLE_TXT = "table.txt"
 PRETRAINED_WEIGHTS = os.path.join("pretrain", "tiny_cnn_digits.weights.h5")
-FINAL_CHECKPOINT = os.path.join("checkpoints", "final.keras")
+# Model names in the result rows.
+TNET = "TNet"
+CNN_DOWNSCALED = "CNN downscaled"
+CNN_FULL = "CNN full resolution"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +190,7 @@ def canvas_dataset(canvases, labels, batch_size, side=None, shuffle_seed=None):
     ).prefetch(tf.data.AUTOTUNE)
 
 
-def digit_pretraining_set(config, progress=None):
+def digit_pretraining_set(config):
     """Single MNIST digits of the train split at random scales and places.
 
     Returns:
@@ -213,8 +216,6 @@ def digit_pretraining_set(config, progress=None):
         corners = rng.integers(0, side - scale + 1, (len(chosen), 2))
         for index, (y, x), digit in zip(chosen, corners, resized):
             canvas[index, y : y + scale, x : x + scale] = digit
-        if progress is not None:
-            progress.add(len(chosen))
     images = megapixel_mnist.to_model_inputs(np.clip(canvas, 0.0, 255.0))
     return np.asarray(images), digit_labels[rows].astype(np.int64)
 
@@ -289,7 +290,7 @@ def train(model, dataset, config, directory, verbose):
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
-    path = os.path.join(directory, FINAL_CHECKPOINT)
+    path = os.path.join(directory, experiment.FINAL_CHECKPOINT)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
     return seconds
@@ -342,9 +343,9 @@ def comparison(rows, config):
         highest top-1 among those with at most a third of its
         multiply-adds, and `gap_to_full` (full CNN's top-1 minus it).
     """
-    tnet = [row for row in rows if row["model"] == "TNet"]
-    low = next(row for row in rows if row["model"] == "CNN downscaled")
-    full = next(row for row in rows if row["model"] == "CNN full resolution")
+    tnet = [row for row in rows if row["model"] == TNET]
+    low = next(row for row in rows if row["model"] == CNN_DOWNSCALED)
+    full = next(row for row in rows if row["model"] == CNN_FULL)
     equal = next(
         row for row in tnet
         if row["locations"] == str(config.equal_flops_locations)
@@ -369,7 +370,7 @@ def summary_lines(rows, config):
     ]
     best = claims["best_within_third"]
     if best is not None:
-        full = next(r for r in rows if r["model"] == "CNN full resolution")
+        full = next(r for r in rows if r["model"] == CNN_FULL)
         lines.append(
             f"Best TNet at <= 1/3 of the full-resolution CNN's multiply-adds "
             f"({best['locations']} locations, "
@@ -380,16 +381,16 @@ def summary_lines(rows, config):
 
 
 def accuracy_series(rows):
-    tnet = [row for row in rows if row["model"] == "TNet"]
+    tnet = [row for row in rows if row["model"] == TNET]
     series = [{
-        "name": "TNet",
+        "name": TNET,
         "flops": [row["macs"] / 1e6 for row in tnet],
         "accuracy": [100 * row["top1"] for row in tnet],
         "annotations": [row["locations"] for row in tnet],
         "kind": "line",
     }]
     for row in rows:
-        if row["model"] != "TNet":
+        if row["model"] != TNET:
             series.append({
                 "name": f"{row['model']} ({row['input_px']} px)",
                 "flops": [row["macs"] / 1e6],
@@ -462,16 +463,16 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
         backbone_weights=weights,
         seed=config.seed,
     ))
-    seconds = {"TNet": train(
+    seconds = {TNET: train(
         tnet, train_set(None), config, os.path.join(workdir, "tnet"), verbose
     )}
     tnet_macs = profiling.profile(
         tnet, config.canvas_size, [config.equal_flops_locations]
     )["flops"]
     cnns = {
-        "CNN downscaled": ("cnn_downscaled",
+        CNN_DOWNSCALED: ("cnn_downscaled",
                            equal_flops_resolution(tnet_macs)[0]),
-        "CNN full resolution": ("cnn_full", config.canvas_size),
+        CNN_FULL: ("cnn_full", config.canvas_size),
     }
     for name, (folder, side) in cnns.items():
         header(f"Training the {name} at {side} px ({config.epochs} epochs)")
@@ -493,7 +494,7 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
     rows = []
     for setting in settings:
         rows.append(evaluate_row(
-            tnet, "TNet", test_canvases, test_labels, setting,
+            tnet, TNET, test_canvases, test_labels, setting,
             config.canvas_size,
         ))
         progress.add(1)

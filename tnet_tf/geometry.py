@@ -142,9 +142,8 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
     xs, x_inside = _pixel_indices(boxes[..., 1], cols.cell_size, width)
     strips = tf.gather(regions, ys, axis=1, batch_dims=1)  # (b, k, p_h, W, C)
     crops = tf.gather(strips, xs, axis=3, batch_dims=2)  # (b, k, p_h, p_w, C)
-    if not (_is_static(rows.pad_before, cols.pad_before)
-            and rows.pad_before == rows.pad_after == 0
-            and cols.pad_before == cols.pad_after == 0):
+    pads = (rows.pad_before, rows.pad_after, cols.pad_before, cols.pad_after)
+    if not _is_static(*pads) or any(pads):
         # Padding cells gathered clamped edge pixels: zero them.
         inside = y_inside[..., :, None] & x_inside[..., None, :]
         crops *= tf.cast(inside, crops.dtype)[..., None]
