@@ -419,3 +419,32 @@ def sequential_selection_probability(probs, order):
         probability *= probs[cell] / (1.0 - taken)
         taken += probs[cell]
     return probability
+
+
+# === Resizing (detail §1: bilinear, half-pixel centres, no antialiasing) ===
+
+
+def bilinear_resize(image, height, width):
+    """`image` `(h, w, C)` resized to `(height, width, C)` the way
+    `tf.image.resize(..., "bilinear", antialias=False)` samples: output pixel
+    `i` reads input coordinate `(i + 0.5) * h / height - 0.5`, clamped to the
+    image, interpolated between its two neighbours on each axis."""
+    image = np.asarray(image, np.float64)
+
+    def taps(out_size, in_size):
+        position = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
+        position = np.clip(position, 0, in_size - 1)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, in_size - 1)
+        return low, high, position - low
+
+    y_low, y_high, y_weight = taps(height, image.shape[0])
+    x_low, x_high, x_weight = taps(width, image.shape[1])
+    rows = (
+        image[y_low] * (1 - y_weight)[:, None, None]
+        + image[y_high] * y_weight[:, None, None]
+    )
+    return (
+        rows[:, x_low] * (1 - x_weight)[None, :, None]
+        + rows[:, x_high] * x_weight[None, :, None]
+    )

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import numpy_reference
 from tnet_tf import geometry
 
 # (side, grid, cell fraction) -> (cell size, stride, pad before, pad after,
@@ -128,3 +129,100 @@ def test_crops_compile_with_xla_and_stay_exact_in_low_precision(dtype):
     np.testing.assert_array_equal(
         tf.cast(eager[3], tf.float32).numpy(), expected
     )
+
+
+# === Resampling regions straight from the input ===
+
+
+def resample_reference(images, image_index, origins, size, side):
+    """Crop (NumPy) then bilinear resize (independent NumPy reference)."""
+    out = []
+    for index, (y0, x0) in zip(image_index, origins):
+        crop = numpy_crop(images[index], [y0, x0, y0 + size[0], x0 + size[1]])
+        out.append(numpy_reference.bilinear_resize(crop, side, side))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize(
+    "image_size,size,side",
+    [
+        ((896, 896), (448, 448), 224),  # fMoW 896, level 2
+        ((600, 640), (300, 320), 224),  # non-square regions
+        ((3584, 3584), (1792, 1792), 224),  # fMoW 3584, level 2
+        ((120, 96), (64, 50), 48),  # odd scale factors
+    ],
+)
+def test_resampled_regions_match_crop_then_resize(image_size, size, side):
+    rng = np.random.default_rng(3)
+    height, width = image_size
+    images = rng.uniform(-1, 1, (2, height, width, 3)).astype(np.float32)
+    # Corners and an interior box, so the outermost samples are exercised.
+    origins = [
+        (0, 0),
+        (height - size[0], width - size[1]),
+        ((height - size[0]) // 3, (width - size[1]) // 2),
+    ]
+    image_index = [1, 0, 1]
+    out = geometry.resample_regions(
+        tf.constant(images), tf.constant(image_index), tf.constant(origins), size, side
+    ).numpy()
+    expected = resample_reference(images, image_index, origins, size, side)
+    assert out.shape == (3, side, side, 3)
+    # float32 sample coordinates: within ~1e-4 px on these sides, so pixels of
+    # random noise (neighbours up to 2 apart) move by well under 1e-3.
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+    # The same images through tf.image.resize of the crops (the crop path).
+    crops = tf.constant(np.stack([
+        numpy_crop(images[i], [y, x, y + size[0], x + size[1]])
+        for i, (y, x) in zip(image_index, origins)
+    ]))
+    resized = tf.image.resize(crops, (side, side), antialias=False).numpy()
+    np.testing.assert_allclose(out, resized, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_resampled_regions_of_base_size_are_exact_copies(dtype):
+    images = tf.cast(tf.random.uniform((2, 96, 80, 3), -1, 1), dtype)
+    origins = tf.constant([[0, 48], [64, 0], [10, 17]])
+    out = geometry.resample_regions(images, tf.constant([0, 1, 1]), origins, (32, 32), 32)
+    assert out.dtype == dtype
+    expected = np.stack([
+        numpy_crop(tf.cast(images[i], tf.float32).numpy(), [y, x, y + 32, x + 32])
+        for i, (y, x) in zip([0, 1, 1], origins.numpy())
+    ])
+    np.testing.assert_array_equal(tf.cast(out, tf.float32).numpy(), expected)
+
+
+def test_resampled_regions_accept_bfloat16_images():
+    images = tf.random.uniform((1, 128, 128, 3), -1, 1)
+    origins, index = tf.constant([[32, 64]]), tf.constant([0])
+    low = geometry.resample_regions(tf.cast(images, tf.bfloat16), index, origins, (64, 64), 32)
+    full = geometry.resample_regions(images, index, origins, (64, 64), 32)
+    np.testing.assert_allclose(low.numpy(), full.numpy(), atol=2e-2)
+
+
+@pytest.mark.parametrize(
+    "height,width,grid,fraction,depth,side,reason",
+    [
+        (896, 896, 3, 0.5, 2, 224, None),  # 448, then 224 (copied)
+        (3584, 3584, 3, 0.5, 2, 224, None),
+        (1200, 896, 3, 0.5, 1, 224, None),  # 600 x 448
+        (896, 896, 3, 0.5, 3, 224, "not larger"),  # level 4: 112 px
+        (224, 224, 5, 0.34375, 1, 77, "padded"),  # ImageNet
+        (448, 448, 5, 0.35, 1, 224, "padded"),  # CUB
+        (448, 896, 3, 0.5, 1, 224, "not larger"),  # 224 x 448: one side equal
+        (450, 450, 2, 0.5, 1, 224, None),  # 225 px: room enough at 450
+        (4500, 4500, 2, 0.05, 1, 224, "not larger"),  # 225 px: not at 4500
+    ],
+)
+def test_resample_obstacles(height, width, grid, fraction, depth, side, reason):
+    obstacle = geometry.resample_obstacle(height, width, grid, fraction, depth, side)
+    if reason is None:
+        assert obstacle is None
+    else:
+        assert reason in obstacle
+
+
+def test_resample_needs_a_static_image_size():
+    size = tf.constant(896)
+    assert "not known" in geometry.resample_obstacle(size, size, 3, 0.5, 1, 224)

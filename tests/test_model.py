@@ -190,3 +190,63 @@ def test_feature_weighting_outputs():
     weights = out["feature_weights"].numpy()
     assert weights.shape == (2, 5)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
+# === Region sampling: crop then resize, or resample from the input ===
+
+
+def test_region_sampling_mode_follows_the_grid_and_the_config(model):
+    square = (1, 128, 128, 3)
+    # 128 px: 64 px cells (resampled), then 32 px (the base: copied).
+    assert model.region_sampling_mode(square, [2, 1]) == "resample"
+    # 96 px: 48 px, then 24 px cells, smaller than the base resolution.
+    assert model.region_sampling_mode((1, 96, 96, 3), [2, 1]) == "crop"
+    assert model.region_sampling_mode((1, 96, 96, 3), [2]) == "resample"
+    assert model.region_sampling_mode((1, 96, 96, 3), [2, 0]) == "resample"
+    assert model.region_sampling_mode((1, None, None, 3), [2]) == "crop"
+    config = model.config
+    for changes in ({"region_sampling": "crop"}, {"antialias": True}):
+        assert tnet_tf.TNet(config.replace(**changes)).region_sampling_mode(square) == "crop"
+    forced = tnet_tf.TNet(config.replace(region_sampling="resample"))
+    assert forced.region_sampling_mode(square) == "resample"
+    with pytest.raises(ValueError, match="smaller than the base|not larger"):
+        forced(tf.zeros((1, 96, 96, 3)), locations_per_level=[2, 1])
+    # XLA has no crop_and_resize kernel.
+    compiled = tnet_tf.TNet(config)
+    compiled.jit_compile = True
+    assert compiled.region_sampling_mode(square) == "crop"
+
+
+def test_region_sampling_config_errors():
+    config = presets.get("tiny_test")
+    with pytest.raises(ValueError, match="region_sampling"):
+        config.replace(region_sampling="fused")
+    with pytest.raises(ValueError, match="antialias"):
+        config.replace(antialias=True, region_sampling="resample")
+
+
+@pytest.mark.parametrize("locations", [[2, 1], [3], [2, 0]])
+def test_resampling_gives_the_crop_paths_outputs(model, locations):
+    images = tf.random.stateless_uniform((2, 128, 128, 3), (4, 5), -1.0, 1.0)
+    cropping = tnet_tf.TNet(model.config.replace(region_sampling="crop"))
+    cropping.set_weights(model.get_weights())
+    assert model.region_sampling_mode(images, locations) == "resample"
+    ours = model(images, locations_per_level=locations)
+    reference = cropping(images, locations_per_level=locations)
+    for key in ("attended_cells", "attended_boxes", "attended_levels"):
+        np.testing.assert_array_equal(ours[key].numpy(), reference[key].numpy())
+    # Every level's vectors, not only the aggregate.
+    np.testing.assert_allclose(
+        ours["per_feature_logits"].numpy(),
+        reference["per_feature_logits"].numpy(),
+        atol=1e-4,
+    )
+    for a, b in zip(ours["location_probs"], reference["location_probs"]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    # The comparison can fail: cells cut one pixel off give other vectors.
+    shifted = tf.roll(images, 1, axis=1)
+    moved = cropping(shifted, locations_per_level=locations)
+    assert np.abs(
+        moved["per_feature_logits"].numpy()[:, 1:]
+        - ours["per_feature_logits"].numpy()[:, 1:]
+    ).max() > 1e-3

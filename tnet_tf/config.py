@@ -13,6 +13,7 @@ import typing
 
 SELECTION_MODES = ("sample", "greedy")
 LOG_PROB_MODES = ("sequential", "sum")
+REGION_SAMPLING_MODES = ("auto", "crop", "resample")
 
 
 def _as_pair(value, name):
@@ -74,6 +75,16 @@ class TNetConfig(_ConfigMixin):
             resizes without it (False); on sparse images such as Megapixel
             MNIST thin strokes then vanish from the coarse levels and the
             location module has little to look at.
+        region_sampling: how levels 2 and deeper reach the base resolution;
+            the results agree up to float32 rounding. `"crop"` cuts the
+            chosen cells from their parent at full resolution, then resizes
+            them (the release's order; exact, any grid, `antialias`; the
+            copies grow with the input). `"resample"` reads each region's
+            base-resolution samples straight from the input image, so the
+            cost does not grow with it; it needs unpadded grids, cells no
+            smaller than the base resolution, static image sizes and no XLA
+            (see `TNet.region_sampling_mode`). `"auto"`: resample where it
+            applies, else crop.
         grid_size: `n`, the side of the `n x n` grid of candidate cells.
         cell_fraction: `o`, a cell's side as a fraction of its parent's side
             (the release's `overlap` flag: 0.34375, 0.5, 0.35).
@@ -133,6 +144,7 @@ class TNetConfig(_ConfigMixin):
     image_size: typing.Any = (224, 224)
     base_resolution: int = 77
     antialias: bool = False
+    region_sampling: str = "auto"
     grid_size: int = 5
     cell_fraction: float = 0.34375
     num_levels: int = 2
@@ -215,6 +227,17 @@ class TNetConfig(_ConfigMixin):
             self.log_prob,
             f"must be one of {LOG_PROB_MODES}",
         )
+        _check(
+            self.region_sampling in REGION_SAMPLING_MODES,
+            "region_sampling",
+            self.region_sampling,
+            f"must be one of {REGION_SAMPLING_MODES}",
+        )
+        if self.antialias and self.region_sampling == "resample":
+            raise ValueError(
+                "`antialias` needs the full-resolution regions: use "
+                "region_sampling='crop' or 'auto' with it, not 'resample'."
+            )
         _check(self.num_samples >= 1, "num_samples", self.num_samples)
         for key in (
             "per_feature_ce_weight",

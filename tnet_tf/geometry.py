@@ -9,14 +9,24 @@ axis of a region of side `S`, grid side `n` and cell fraction `o`:
   `ceil(extra / 2)` before and the rest after;
 - cell `i` starts at `i * t - pad_before` in the region's own pixels.
 
-Children are cut from their parent region at full resolution; only the chosen
-cells are cropped, never the whole grid. Every function accepts Python ints
-(static shapes: the result is Python ints) or integer tensors (dynamic
-shapes), so one formula serves tests, profiling and exported models.
+A level's regions reach the base resolution one of two ways (the model's
+`region_sampling`):
+
+- `crop_cells` cuts the chosen cells from their parent region at full
+  resolution (only the chosen cells, never the whole grid), then they are
+  resized: exact, any grid, but the copies grow with the input's size;
+- `resample_regions` reads each region's base-resolution samples straight
+  from the input image, whatever its size (`resample_obstacle` says when that
+  is equivalent).
+
+Every layout function accepts Python ints (static shapes: the result is Python
+ints) or integer tensors (dynamic shapes), so one formula serves tests,
+profiling and exported models.
 """
 
 import collections
 
+import numpy as np
 import tensorflow as tf
 
 CellLayout = collections.namedtuple(
@@ -134,14 +144,12 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
     boxes = chosen_cell_boxes(cells, height, width, grid_size, cell_fraction)
     rows = cell_layout(height, grid_size, cell_fraction)
     cols = cell_layout(width, grid_size, cell_fraction)
-    # Two gathers (the chosen cells' rows, then their columns) copy exactly
-    # the boxes' pixels and only those (the release cut the whole grid);
-    # unlike crop_and_resize's bilinear arithmetic they are exact in any
-    # dtype, and XLA compiles them.
     ys, y_inside = _pixel_indices(boxes[..., 0], rows.cell_size, height)
     xs, x_inside = _pixel_indices(boxes[..., 1], cols.cell_size, width)
-    strips = tf.gather(regions, ys, axis=1, batch_dims=1)  # (b, k, p_h, W, C)
-    crops = tf.gather(strips, xs, axis=3, batch_dims=2)  # (b, k, p_h, p_w, C)
+    parents = tf.broadcast_to(
+        tf.range(tf.shape(cells)[0])[:, None], tf.shape(cells)
+    )
+    crops = _gather_pixels(regions, parents, ys, xs)  # (b, k, p_h, p_w, C)
     pads = (rows.pad_before, rows.pad_after, cols.pad_before, cols.pad_after)
     if not _is_static(*pads) or any(pads):
         # Padding cells gathered clamped edge pixels: zero them.
@@ -155,6 +163,20 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
             crops, [None, rows.cell_size, cols.cell_size, regions.shape[-1]]
         )
     return crops, boxes
+
+
+def _gather_pixels(images, image_index, ys, xs):
+    """`images[image_index, ys][..., xs]`: `(..., h, w, C)` for `image_index`
+    `(...)`, `ys` `(..., h)` and `xs` `(..., w)`, all indices in range.
+
+    Two gathers (whole rows, then columns) copy exactly the boxes' pixels and
+    only those (the release cut the whole grid); unlike crop_and_resize's
+    bilinear arithmetic they are exact in any dtype, and XLA compiles them.
+    """
+    height = tf.shape(images)[1]
+    rows = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
+    strips = tf.gather(rows, image_index[..., None] * height + ys)
+    return tf.gather(strips, xs, axis=-2, batch_dims=len(xs.shape) - 1)
 
 
 def _pixel_indices(starts, cell_size, side):
@@ -174,3 +196,93 @@ def spatial_size(images):
         width if width is not None else dynamic[2],
     )
 
+
+
+# A crop_and_resize sample lands up to ~6 * side * 2**-24 px away from where
+# tf.image.resize puts it (float32 box coordinates normalised by the image
+# side). Resampling needs the outermost samples at least this many times
+# that error inside the region, or one could fall outside the image and read
+# as zero.
+_SAMPLE_SAFETY = 4 * 6 * 2.0**-24
+
+
+def resample_obstacle(height, width, grid_size, cell_fraction, depth, side):
+    """Why `resample_regions` cannot replace crop-then-resize, or `None`.
+
+    Args:
+        height, width: the input image's size.
+        grid_size, cell_fraction: the grid.
+        depth: levels of cells below the whole image.
+        side: the base resolution.
+
+    Returns:
+        `None` when, at every level, the grid needs no padding and each cell
+        is either exactly `side` on both axes (copied) or larger on both with
+        room for float32 rounding (resampled); otherwise a short reason.
+    """
+    if not _is_static(height, width):
+        return "the image size is not known when the model is traced"
+    size = (height, width)
+    for level in range(2, depth + 2):
+        layouts = [cell_layout(s, grid_size, cell_fraction) for s in size]
+        if any(layout.pad_before or layout.pad_after for layout in layouts):
+            return f"the grid over the {size[0]}x{size[1]} px regions is padded"
+        size = tuple(layout.cell_size for layout in layouts)
+        if size == (side, side):
+            continue
+        margin = min(s - side for s in size) / (2 * side)
+        if margin <= _SAMPLE_SAFETY * max(height, width):
+            return (
+                f"level {level} regions ({size[0]}x{size[1]} px) are not "
+                f"larger than the base resolution {side} on both sides"
+            )
+    return None
+
+
+def resample_regions(images, image_index, origins, region_size, side):
+    """Regions of `images` at `side x side`, read straight from the input.
+
+    Region `r` is the `region_size` box at pixel `origins[r]` of image
+    `image_index[r]`; it lies inside the image and is at least `side` on both
+    sides (see `resample_obstacle`). The result equals cropping the region and
+    resizing it with `tf.image.resize` (bilinear, half-pixel centres, no
+    antialiasing): a region of exactly `side` is copied bit for bit; a larger
+    one is sampled by `tf.image.crop_and_resize` at the same points, up to
+    float32 rounding of the coordinates (~6 * image side * 2**-24 px). No
+    full-resolution crop is made, so the cost does not grow with the image.
+
+    Args:
+        images: `(B, H, W, C)`.
+        image_index: int `(R,)`, each region's image.
+        origins: `(R, 2)` integer-valued `y0, x0` in pixels.
+        region_size: static `(h, w)`.
+        side: the output side.
+
+    Returns:
+        `(R, side, side, C)`: the images' dtype for copies, float32 for
+        resampled regions (as `tf.image.resize`).
+    """
+    region_height, region_width = region_size
+    origins = tf.cast(origins, tf.int32)
+    if (region_height, region_width) == (side, side):
+        offsets = tf.range(side)
+        return _gather_pixels(
+            images,
+            image_index,
+            origins[:, :1] + offsets,
+            origins[:, 1:] + offsets,
+        )
+    # tf.image.resize samples row `y0 + (i + 0.5) * h / side - 0.5` of the
+    # image; crop_and_resize samples `y1 * (H - 1) + i * (y2 - y1) * (H - 1) /
+    # (side - 1)`: solve for the box (float64, then one float32 rounding).
+    height, width = spatial_size(images)
+    scale = np.array([region_height, region_width], np.float64) / side
+    first = tf.cast(origins, tf.float64) + (0.5 * scale - 0.5)
+    last = first + (side - 1) * scale
+    extent = tf.cast(tf.stack([height - 1, width - 1] * 2), tf.float64)
+    boxes = tf.cast(tf.concat([first, last], axis=1) / extent, tf.float32)
+    if images.dtype == tf.bfloat16:  # no bfloat16 kernel
+        images = tf.cast(images, tf.float32)
+    return tf.image.crop_and_resize(
+        images, boxes, tf.cast(image_index, tf.int32), (side, side)
+    )

@@ -208,9 +208,14 @@ class TNet(fine_tuning.FineTuningModel):
         image_scale = tf.cast(tf.stack([height, width] * 2), tf.float32)
 
         # === Traversal ===
-        # Each level holds `regions` (batch * per_image, h, w, 3) at full
-        # resolution; per_image = product of the k's so far.
+        # A level's regions (batch * per_image of them, per_image = product
+        # of the k's so far) are boxes of region_height x region_width input
+        # pixels at `origins`. "crop" keeps their full-resolution pixels in
+        # `regions`; "resample" reads them from `images` (of `image_index`).
+        resample = self.region_sampling_mode(images, locations) == "resample"
         regions = images
+        image_index = tf.range(batch)
+        region_height, region_width = height, width
         per_image = 1
         region_size = tf.cast(tf.stack([height, width]), tf.float32)
         origins = tf.zeros((batch, 2))  # (regions, 2) in input pixels
@@ -227,7 +232,16 @@ class TNet(fine_tuning.FineTuningModel):
         location_probs = []
         location_log_prob = tf.zeros((batch,))
         for level, k in enumerate(list(locations) + [None]):
-            resized = self._resize_to_base(regions)
+            if resample and level > 0:
+                resized = geometry.resample_regions(
+                    images,
+                    image_index,
+                    origins,
+                    (region_height, region_width),
+                    config.base_resolution,
+                )
+            else:
+                resized = self._resize_to_base(regions)
             features, feature_map = self.feature_extractor(
                 resized, training=training
             )
@@ -264,14 +278,26 @@ class TNet(fine_tuning.FineTuningModel):
             location_log_prob += tf.reduce_sum(
                 tf.reshape(draw_log_probs, [batch, -1]), axis=1
             )
-            regions, cell_boxes = geometry.crop_cells(
-                regions, chosen, grid, config.cell_fraction
-            )
+            if resample:
+                cell_boxes = geometry.chosen_cell_boxes(
+                    chosen, region_height, region_width, grid, config.cell_fraction
+                )
+                image_index = tf.repeat(image_index, k)
+            else:
+                regions, cell_boxes = geometry.crop_cells(
+                    regions, chosen, grid, config.cell_fraction
+                )
             # Children inherit the parent's origin and position: (regions*k, .)
             origins = tf.reshape(
                 origins[:, None, :] + cell_boxes[..., :2], [-1, 2]
             )
-            region_size = tf.cast(tf.shape(regions)[1:3], tf.float32)
+            region_height, region_width = (
+                geometry.cell_layout(side, grid, config.cell_fraction).cell_size
+                for side in (region_height, region_width)
+            )
+            region_size = tf.cast(
+                tf.stack([region_height, region_width]), tf.float32
+            )
             rows = tf.cast(chosen // grid, tf.float32)
             cols = tf.cast(chosen % grid, tf.float32)
             positions = tf.reshape(
@@ -328,6 +354,45 @@ class TNet(fine_tuning.FineTuningModel):
         )
         config_lib.validate_locations(locations, self.config.grid_size)
         return locations
+
+    def region_sampling_mode(self, images, locations_per_level=None):
+        """`"crop"` or `"resample"`: how a call on `images` (a tensor or its
+        shape) brings levels 2 and deeper to the base resolution.
+
+        Follows `config.region_sampling`; `"auto"` resamples where
+        `geometry.resample_obstacle` finds nothing in the way and the model
+        is not XLA-compiled (`self.jit_compile`: `crop_and_resize` has no XLA
+        kernel). Set `model.jit_compile = True` before tracing a call inside
+        your own `tf.function(jit_compile=True)`.
+        """
+        config = self.config
+        requested = config.region_sampling
+        if requested == "crop" or config.antialias:
+            return "crop"
+        shape = getattr(images, "shape", images)
+        depth = 0
+        for k in self.resolve_locations(locations_per_level):
+            if k == 0:
+                break
+            depth += 1
+        obstacle = geometry.resample_obstacle(
+            shape[1],
+            shape[2],
+            config.grid_size,
+            config.cell_fraction,
+            depth,
+            config.base_resolution,
+        )
+        if obstacle is None and depth and self.jit_compile:
+            obstacle = "XLA has no crop_and_resize kernel (jit_compile is on)"
+        if obstacle is None:
+            return "resample"
+        if requested == "resample":
+            raise ValueError(
+                f"region_sampling='resample' does not apply: {obstacle}. "
+                "Use 'auto' (resample where it applies) or 'crop'."
+            )
+        return "crop"
 
     def _resize_to_base(self, regions):
         side = self.config.base_resolution
