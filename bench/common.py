@@ -27,13 +27,22 @@ Peak memory.
 
 Precision and XLA. `--precision` sets the Keras dtype policy of the
 benchmarked models (`float32`, `mixed_float16`, `mixed_bfloat16`); `--jit`
-compiles each case with `jit_compile=True`. TNet crops with its own
-`geometry.crop_cells`, which gathers the chosen cells' pixels: exact, in any
-dtype (bfloat16 included) and compiled by XLA, so TNet cases need no other
-cropper under any precision or `--jit`. Whenever a case does not run in plain
-float32 without XLA (or, in release_cropping, crops with the release-style
-cropper), the script compares its outputs with that reference on the same
-weights and inputs and reports the largest difference.
+compiles each case with `jit_compile=True`.
+
+TNet region sampling. A TNet case's spec key `regions` picks how levels 2
+and deeper reach the base resolution (see `REGIONS`): `ours`, the model as
+configured (`region_sampling="auto"`: `geometry.resample_regions` reads
+each region's base-resolution samples straight from the input where that is
+equivalent, else the crop path); `crop`, the same weights forced onto the
+crop path (`geometry.crop_cells` gathers the chosen cells' pixels at full
+resolution, then `tf.image.resize`); `release`, the crop path with the
+release's cropper patched in. `crop_and_resize` has no XLA kernel, so every
+TNet is told whether its trace is XLA-compiled (`model.jit_compile`) and
+"auto" then takes the crop path, which compiles and takes bfloat16. Each
+TNet case records the mode that ran (`regions_mode`: `resample` or `crop`).
+Whenever a case does not run in plain float32 without XLA as configured
+(`regions="ours"`), the script compares its outputs with that reference on
+the same weights and inputs and reports the largest difference.
 """
 
 import argparse
@@ -209,7 +218,16 @@ def dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-# === Cropping variants ===
+# === Cropping and region sampling variants ===
+
+# TNet case variants (spec key `regions`): the `region_sampling` that
+# overrides the config's (None: as configured) and the cropper patched in
+# while tracing.
+REGIONS = {
+    "ours": (None, "model"),
+    "crop": ("crop", "model"),
+    "release": ("crop", "release"),
+}
 
 
 def crop_function(name):
@@ -241,14 +259,75 @@ def patched_crop_cells(name):
         geometry.crop_cells = original
 
 
+def resize_to_base(regions, side):
+    """`regions` at `side x side` as TNet resizes them (bilinear, half-pixel
+    centres, no antialiasing); regions already that size pass unchanged."""
+    if regions.shape[1] == side and regions.shape[2] == side:
+        return regions
+    return tf.image.resize(regions, (side, side), antialias=False)
+
+
+def crop_path_regions(images, cells, config, cropper=geometry.crop_cells):
+    """Levels 2+ at the base resolution as TNet's crop path makes them.
+
+    Args:
+        images: `(b, H, W, C)`.
+        cells: one int tensor `(regions, k)` per level transition, the
+            chosen cells of every region of that level, region-major.
+        config: the `TNetConfig` (grid, cell fraction, base resolution).
+        cropper: `geometry.crop_cells` or a drop-in replacement.
+
+    Returns:
+        One `(regions * k, side, side, C)` tensor per level below the first:
+        the chosen cells cut at full resolution from their parents, resized.
+    """
+    regions, levels = images, []
+    for chosen in cells:
+        regions, _ = cropper(
+            regions, chosen, config.grid_size, config.cell_fraction
+        )
+        levels.append(resize_to_base(regions, config.base_resolution))
+    return levels
+
+
+def resample_path_regions(images, cells, config):
+    """Levels 2+ at the base resolution as TNet's resample path makes them.
+
+    Same arguments and result as `crop_path_regions` (equal up to float32
+    rounding where `geometry.resample_obstacle` finds nothing in the way):
+    region origins accumulate from `geometry.chosen_cell_boxes` as in
+    `TNet.call`, and `geometry.resample_regions` reads every region straight
+    from `images`, never cropping it at full resolution.
+    """
+    grid, fraction = config.grid_size, config.cell_fraction
+    height, width = geometry.spatial_size(images)
+    image_index = tf.range(tf.shape(images)[0])
+    origins = tf.zeros((tf.shape(images)[0], 2))
+    levels = []
+    for chosen in cells:
+        boxes = geometry.chosen_cell_boxes(chosen, height, width, grid, fraction)
+        image_index = tf.repeat(image_index, chosen.shape[1])
+        origins = tf.reshape(origins[:, None, :] + boxes[..., :2], [-1, 2])
+        height, width = (
+            geometry.cell_layout(side, grid, fraction).cell_size
+            for side in (height, width)
+        )
+        levels.append(geometry.resample_regions(
+            images, image_index, origins, (height, width),
+            config.base_resolution,
+        ))
+    return levels
+
+
 # === Models, inputs and cases ===
 
 
 class Context:
-    """Caches models (per preset and precision) and input batches.
+    """Caches models (per preset, precision and region sampling) and inputs.
 
-    Every precision variant of a preset gets the weights of its float32
-    instance, so cases and their reference checks share weights.
+    Every variant of a preset (another precision, another
+    `region_sampling`) gets the weights of its float32 instance as
+    configured, so cases and their reference checks share weights.
     """
 
     def __init__(self, smoke=False):
@@ -257,6 +336,7 @@ class Context:
         self._images = {}
 
     def config(self, preset):
+        """The config of `preset` (in smoke mode, its tiny stand-in)."""
         if self.smoke:
             config = presets.get(preset)
             return (
@@ -266,19 +346,28 @@ class Context:
             )
         return presets.get(preset)
 
-    def model(self, preset, precision="float32"):
-        key = (preset, precision)
+    def model(self, preset, precision="float32", region_sampling=None):
+        """The model of `preset` under dtype policy `precision`; a TNet's
+        `region_sampling` overrides its config's unless None."""
+        key = (preset, precision, region_sampling)
         if key not in self._models:
             config = self.config(preset)
+            if region_sampling is not None:
+                config = config.replace(region_sampling=region_sampling)
             with dtype_policy(precision):
                 keras.utils.set_random_seed(0)
                 model = presets.build_model(config)
-            if precision != "float32":
+            if key != (preset, "float32", None):
                 model.set_weights(self.model(preset).get_weights())
             self._models[key] = model
         return self._models[key]
 
+    def tnet(self, preset, precision="float32", regions="ours"):
+        """The TNet of `preset` for case variant `regions` (see `REGIONS`)."""
+        return self.model(preset, precision, REGIONS[regions][0])
+
     def images(self, batch, size, seed=0):
+        """A cached batch of random images in [-1, 1]."""
         key = (batch, size, seed)
         if key not in self._images:
             self._images[key] = tf.random.stateless_uniform(
@@ -296,6 +385,9 @@ class Case:
     args: tuple
     images: int  # images per call, for ms/image
     notes: list = dataclasses.field(default_factory=list)
+    # TNet cases: how levels 2+ reached the base resolution ("resample" or
+    # "crop"); None for other cases and for TNet attending no cell.
+    regions_mode: str = None
 
     @property
     def name(self):
@@ -314,7 +406,34 @@ def trace(fn, args, jit, crop="model"):
         return function.get_concrete_function(*args)
 
 
+def trace_tnet(model, forward, images, locations, jit, regions="ours"):
+    """Traces `forward(images)`, a call of TNet `model`, as variant `regions`.
+
+    `model.jit_compile` is set first, on every trace: "auto" region sampling
+    must know whether this trace is XLA-compiled, and a cached model may
+    have been traced for another case or check with the other setting.
+
+    Returns:
+        `(concrete function, mode)`: mode is `"resample"` or `"crop"`, how
+        levels 2+ reach the base resolution, or None when `locations`
+        attends no cell.
+    """
+    model.jit_compile = bool(jit)
+    mode = None
+    if locations and locations[0] > 0:
+        mode = model.region_sampling_mode(images, locations)
+    return trace(forward, (images,), jit, REGIONS[regions][1]), mode
+
+
+def regions_label(regions, mode):
+    """What a TNet variant ran, for tables: its mode, naming the release's
+    cropper when patched in."""
+    return f"{mode} (release)" if regions == "release" and mode else mode
+
+
 def tnet_logits_fn(model, locations):
+    """`images -> logits` of a greedy inference pass of TNet `model`."""
+
     def forward(images):
         return model(images, training=False, locations_per_level=locations)[
             "logits"
@@ -324,6 +443,8 @@ def tnet_logits_fn(model, locations):
 
 
 def baseline_logits_fn(model):
+    """`images -> logits` of an inference pass of baseline `model`."""
+
     def forward(images):
         return model(images, training=False)
 
@@ -333,60 +454,58 @@ def baseline_logits_fn(model):
 def level_inputs(model, images, locations):
     """The base-resolution batches of every level of a greedy TNet pass.
 
-    Re-creates the traversal from the model's `attended_cells`, so the
-    backbone-only case sees exactly the crops TNet processes.
+    Re-creates the traversal from the model's `attended_cells` on the crop
+    path (`crop_path_regions`), so the backbone-only case sees the regions
+    TNet processes: exactly, where TNet crops; up to float32 rounding of
+    the sample positions where it resamples (`geometry.resample_regions`,
+    e.g. fMoW 896 px without XLA), which changes no timing.
     """
     outputs = model(images, training=False, locations_per_level=locations)
-    cells = outputs["attended_cells"]
-    config = model.config
-    side = config.base_resolution
+    attended = outputs["attended_cells"]
     batch = images.shape[0]
-
-    def to_base(regions):
-        if regions.shape[1] == side and regions.shape[2] == side:
-            return regions
-        return tf.image.resize(regions, (side, side), antialias=False)
-
-    regions = tf.cast(images, model.compute_dtype)
-    inputs = [to_base(regions)]
-    start, per_image = 1, 1
+    cells, start, per_image = [], 1, 1
     for k in locations:
         if k == 0:
             break
-        chosen = cells[:, start : start + per_image * k]
-        chosen = tf.reshape(chosen, [batch * per_image, k])
-        regions, _ = geometry.crop_cells(
-            regions, chosen, config.grid_size, config.cell_fraction
-        )
-        inputs.append(to_base(regions))
+        chosen = attended[:, start : start + per_image * k]
+        cells.append(tf.reshape(chosen, [batch * per_image, k]))
         start += per_image * k
         per_image *= k
-    return inputs
+    regions = tf.cast(images, model.compute_dtype)
+    side = model.config.base_resolution
+    return [resize_to_base(regions, side)] + crop_path_regions(
+        regions, cells, model.config
+    )
 
 
 def build_standard_case(spec, ctx):
     """Builds a case of kind `tnet`, `baseline` or `backbone`.
 
     Spec keys: `name`, `kind`, `preset`, `size`, `batch`, `precision`,
-    `jit`, and for TNet kinds `locations` (and optionally `crop`).
+    `jit`, and for TNet kinds `locations` (and optionally `regions`, a key
+    of `REGIONS`, default `ours`).
     """
     kind = spec["kind"]
     precision = spec.get("precision", "float32")
-    model = ctx.model(spec["preset"], precision)
     images = ctx.images(spec["batch"], spec["size"])
-    notes = []
     if kind == "tnet":
-        fn = trace(
-            tnet_logits_fn(model, list(spec["locations"])),
-            (images,),
-            spec.get("jit"),
-            spec.get("crop", "model"),
+        regions = spec.get("regions", "ours")
+        locations = list(spec["locations"])
+        model = ctx.tnet(spec["preset"], precision, regions)
+        fn, mode = trace_tnet(
+            model, tnet_logits_fn(model, locations), images, locations,
+            spec.get("jit"), regions,
         )
-        return Case(spec, fn, (images,), spec["batch"], notes)
+        notes = [f"levels 2+: {regions_label(regions, mode)}"] if mode else []
+        return Case(spec, fn, (images,), spec["batch"], notes, mode)
+    model = ctx.model(spec["preset"], precision)
     if kind == "baseline":
         fn = trace(baseline_logits_fn(model), (images,), spec.get("jit"))
-        return Case(spec, fn, (images,), spec["batch"], notes)
+        return Case(spec, fn, (images,), spec["batch"])
     if kind == "backbone":
+        # The greedy pass picks its cells as the TNet case with these
+        # settings does.
+        model.jit_compile = bool(spec.get("jit"))
         inputs = level_inputs(model, images, list(spec["locations"]))
         extractor = model.feature_extractor
 
@@ -395,9 +514,9 @@ def build_standard_case(spec, ctx):
             return [extractor(x, training=False)[0] for x in batches]
 
         fn = trace(backbone, tuple(inputs), spec.get("jit"))
-        notes.append("backbone only: " + "+".join(
+        notes = ["backbone only: " + "+".join(
             str(x.shape[0]) for x in inputs
-        ) + " crops")
+        ) + " crops"]
         return Case(spec, fn, tuple(inputs), spec["batch"], notes)
     raise ValueError(f"Unknown case kind {kind!r}.")
 
@@ -555,35 +674,45 @@ def compare_outputs(name, reference, optimized, tolerance, extra=None):
 
 
 def check_case(spec, ctx, check_batch=2):
-    """Compares an optimised case with plain float32 without XLA.
+    """Compares a case with the reference: plain float32 without XLA and,
+    for TNet, region sampling as configured (`regions="ours"`).
 
-    The reference TNet crops with the model's own cropper, so a case with
-    another cropper (`release`) is checked against it too. Returns None
-    when the case already is the reference.
+    So a mixed-precision or XLA case, and a TNet forced onto the crop path
+    or the release's cropper, is checked on the same weights and inputs.
+    Returns None when the case already is the reference.
     """
     precision = spec.get("precision", "float32")
-    crop = spec.get("crop", "model") if spec["kind"] == "tnet" else "model"
-    if precision == "float32" and not spec.get("jit") and crop == "model":
+    regions = spec.get("regions", "ours") if spec["kind"] == "tnet" else "ours"
+    if precision == "float32" and not spec.get("jit") and regions == "ours":
         return None
     batch = min(check_batch, spec["batch"])
     images = ctx.images(batch, spec["size"], seed=7)
-    extra = {"precision": precision, "jit": bool(spec.get("jit")), "crop": crop}
+    extra = {"precision": precision, "jit": bool(spec.get("jit"))}
     if spec["kind"] == "tnet":
         locations = list(spec["locations"])
-        results = []
-        for variant, jit, this_crop in (
-            ("float32", False, "model"), (precision, spec.get("jit"), crop)
+        results, modes = [], []
+        for variant, jit, variant_regions in (
+            ("float32", False, "ours"), (precision, spec.get("jit"), regions)
         ):
-            model = ctx.model(spec["preset"], variant)
+            model = ctx.tnet(spec["preset"], variant, variant_regions)
 
             def forward(x, model=model):
                 out = model(x, training=False, locations_per_level=locations)
                 return out["logits"], out["attended_cells"]
 
-            fn = trace(forward, (images,), jit, this_crop)
+            fn, mode = trace_tnet(
+                model, forward, images, locations, jit, variant_regions
+            )
             results.append([t.numpy() for t in fn(images)])
+            modes.append(mode)
         (ref_logits, ref_cells), (opt_logits, opt_cells) = results
-        extra["same_cells"] = bool(np.array_equal(ref_cells, opt_cells))
+        extra.update(
+            same_cells=bool(np.array_equal(ref_cells, opt_cells)),
+            regions=f"{regions_label(regions, modes[1])} vs {modes[0]}"
+            if modes[1] else "",
+            regions_mode=modes[1],
+            reference_regions_mode=modes[0],
+        )
         return compare_outputs(
             f"{spec['name']} vs plain float32", ref_logits, opt_logits,
             TOLERANCES[precision], extra,
@@ -699,10 +828,10 @@ def report(benchmark, env, settings, cases, comparisons, checks, notes=()):
     if checks:
         print()
         print(format_table(
-            ["output check", "precision", "jit", "crop", "max |diff|",
+            ["output check", "precision", "jit", "regions", "max |diff|",
              "rel", "tolerance", "same cells", "ok"],
             [[c["name"], c.get("precision", ""), c.get("jit", ""),
-              c.get("crop", ""), f"{c['max_abs_diff']:.3g}",
+              c.get("regions", ""), f"{c['max_abs_diff']:.3g}",
               f"{c['max_rel_diff']:.3g}", f"{c['tolerance_rel']:g}",
               _fmt(c.get("same_cells")), _fmt(c["passed"])]
              for c in checks],
@@ -762,6 +891,8 @@ def run_cases(module_name, specs, settings, ctx, build_case, log):
         row.update(summarize(case, samples[case.name]))
         row["samples_ms"] = [round(1000 * s, 3) for s in samples[case.name]]
         row["notes"] = list(case.notes)
+        if case.regions_mode:
+            row["regions_mode"] = case.regions_mode
         if case.name in memory:
             row.update(memory[case.name])
             if memory[case.name].get("exceeded_build_peak") is False:

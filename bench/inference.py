@@ -2,9 +2,11 @@
 
 fMoW: TNet-B0 at 448 px with 1, 2 and 3 locations and at 896 px with [2, 1]
 and [2, 2] locations, against EfficientNet-B0 on the whole image at 224, 448
-and 896 px. Also TNet's backbone passes alone on the very crops TNet
-processes at 896 px [2, 1] (same batch), which bounds what TNet's own
-machinery (location module, cropping, resizing, positional encoding) costs.
+and 896 px. Also TNet's backbone passes alone on the regions TNet processes
+at 896 px [2, 1] (same batch; re-created on the crop path, equal up to
+float32 rounding where TNet resamples, see `common.level_inputs`), which
+bounds what TNet's own machinery (location module, bringing regions to the
+base resolution, positional encoding) costs.
 ImageNet: TNet (BagNet-77 at 77 px) with 0..5 locations against BagNet-77
 on the whole 224 px image.
 

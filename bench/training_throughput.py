@@ -13,11 +13,14 @@ Each case's `fit` is compiled once and then called alternately, one epoch of
 compilation) is the warm-up. A case's figure is the median images/s over its
 timed epochs; the comparison is mirrored / single from the same run.
 
-With `--jit on` the whole train step, TNet's cropping included (it gathers
-the chosen cells' pixels), is compiled with XLA; with a mixed `--precision`
-Keras wraps the optimizer in a loss-scale optimizer (`mixed_float16`). In
-both cases the model's inference outputs are checked against float32
-without XLA.
+With `--jit on` the whole train step is compiled with XLA; `compile` sets
+`model.jit_compile`, so TNet then brings levels 2+ to the base resolution
+on its crop path (gathers of the chosen cells' pixels, then resize: XLA has
+no `crop_and_resize` kernel for resampling); without XLA it follows its
+`region_sampling` ("auto": resample where equivalent). With a mixed
+`--precision` Keras wraps the optimizer in a loss-scale optimizer
+(`mixed_float16`). In both cases the model's inference outputs are checked
+against float32 without XLA, region sampling as configured.
 
     python -m bench.training_throughput [--preset fmow_tnet_b0]
         [--image-size 448] [--batch-size N] [--steps N] [--reps N]

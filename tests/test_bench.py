@@ -76,7 +76,7 @@ def test_inference_smoke(capsys):
     ("off", "mixed_bfloat16"),
 ])
 def test_inference_smoke_xla_and_mixed_precision_match(capsys, jit, precision):
-    # TNet's own cropper (gathers) compiles under XLA and takes bfloat16.
+    # TNet's crop path (gathers) compiles under XLA and takes bfloat16.
     status, result, _ = _run(capsys, inference.main, [
         "--smoke", "--quiet", "--jit", jit, "--precision", precision,
         "--cases", "tnet896_k21,en224",
@@ -86,7 +86,9 @@ def test_inference_smoke_xla_and_mixed_precision_match(capsys, jit, precision):
     assert result["settings"]["precision"] == precision
     checks = {c["name"]: c for c in result["checks"]}
     tnet = checks["tnet896_k21 vs plain float32"]
-    assert tnet["jit"] is (jit == "on") and tnet["crop"] == "model"
+    # The stand-in's level-3 cells (24 px) are below its base resolution
+    # (32), so it crops with or without XLA.
+    assert tnet["jit"] is (jit == "on") and tnet["regions_mode"] == "crop"
     assert tnet["precision"] == precision
     assert tnet["same_cells"] is True
     assert tnet["max_rel_diff"] <= common.TOLERANCES[precision]
@@ -101,12 +103,43 @@ def test_scaling_smoke(capsys):
     sizes = [128, 256, 512]
     _check_result(
         result, table, "scaling",
-        [f"tnet_{s}" for s in sizes] + [f"en_{s}" for s in sizes]
-        + [f"cropresize_{v}_{s}" for s in sizes for v in ("model", "fused")],
+        [f"tnet_{s}" for s in sizes] + [f"tnet_crop_{s}" for s in sizes]
+        + [f"en_{s}" for s in sizes]
+        + [f"regions_{p}_{s}" for s in sizes for p in ("crop", "resample")],
     )
+    # The stand-in's regions (down to its 32 px base) are never padded nor
+    # upscaled at these sizes: as configured, it resamples without XLA.
+    modes = {case["name"]: case.get("regions_mode") for case in result["cases"]}
+    for size in sizes:
+        assert modes[f"tnet_{size}"] == "resample"
+        assert modes[f"tnet_crop_{size}"] == "crop"
     names = [c["name"] for c in result["comparisons"]]
-    assert "TNet 512 / TNet 128 (time)" in names
-    assert len([c for c in result["checks"] if "fused" in c["name"]]) == 3
+    for name in ("TNet 512 / TNet 128 (time)",
+                 "TNet crop path 512 / 128 (time)",
+                 "crop path / ours at 256 (time)",
+                 "regions crop / resample at 256 (time)"):
+        assert name in names
+    region_checks = [c for c in result["checks"]
+                     if c["name"].startswith("regions resample vs crop")]
+    assert len(region_checks) == 3
+    crop_checks = [c for c in result["checks"]
+                   if c["name"].startswith("tnet_crop_")]
+    assert [c["regions"] for c in crop_checks] == ["crop vs resample"] * 3
+
+
+def test_scaling_smoke_xla_takes_the_crop_path(capsys):
+    # crop_and_resize has no XLA kernel: the case tells the model it is
+    # compiled, so "auto" crops; the check's reference still resamples.
+    status, result, _ = _run(capsys, scaling.main, [
+        "--smoke", "--quiet", "--jit", "on", "--cases", "tnet_128",
+    ])
+    assert status == 0
+    (case,) = result["cases"]
+    assert case["jit"] is True and case["regions_mode"] == "crop"
+    (check,) = result["checks"]
+    assert check["regions_mode"] == "crop"
+    assert check["reference_regions_mode"] == "resample"
+    assert check["passed"] and check["same_cells"] is True
 
 
 def test_training_throughput_smoke(capsys):
@@ -125,7 +158,7 @@ def test_training_throughput_smoke(capsys):
 
 
 def test_training_throughput_smoke_xla(capsys):
-    # The whole train step, TNet's cropping included, compiles with XLA.
+    # The whole train step, TNet's crop path included, compiles with XLA.
     status, result, _ = _run(capsys, training_throughput.main, [
         "--smoke", "--quiet", "--jit", "on", "--cases", "single",
     ])
@@ -134,7 +167,8 @@ def test_training_throughput_smoke_xla(capsys):
     (case,) = result["cases"]
     assert case["name"] == "single" and case["images_per_s"] > 0
     (check,) = result["checks"]
-    assert check["jit"] is True and check["crop"] == "model"
+    assert check["jit"] is True and check["regions_mode"] == "crop"
+    assert check["reference_regions_mode"] == "resample"
     assert check["passed"] and check["same_cells"] is True
 
 
@@ -142,11 +176,11 @@ def test_release_cropping_smoke_with_memory(capsys):
     # One memory case: it runs in a fresh subprocess (the CPU method).
     status, result, table = _run(capsys, release_cropping.main, [
         "--smoke", "--quiet", "--memory", "on", "--cases",
-        "crop896_release",
+        "level2_release",
     ])
     assert status == 0
     (case,) = result["cases"]
-    assert case["name"] == "crop896_release"
+    assert case["name"] == "level2_release"
     assert case["peak_mib"] >= 0
     assert "rss_before_mib" in case
     assert "peak RSS" in table
@@ -161,22 +195,32 @@ def test_release_cropping_smoke_with_memory(capsys):
 
 
 def test_release_cropping_smoke_xla(capsys):
-    # Both croppers alone, and TNet with each, compiled with XLA.
+    # Both croppers alone and TNet with the release's, compiled with XLA;
+    # resampling (no XLA kernel) runs without it.
     status, result, _ = _run(capsys, release_cropping.main, [
         "--smoke", "--quiet", "--jit", "on", "--cases",
-        "crop,tnet896_release",
+        "level2,tnet896_ours,tnet896_release",
     ])
     assert status == 0
-    names = [case["name"] for case in result["cases"]]
-    assert names == ["tnet896_release", "crop896_model", "crop896_release"]
-    for case in result["cases"]:
-        assert case["jit"] is True and case["notes"] == []
+    cases = {case["name"]: case for case in result["cases"]}
+    assert list(cases) == [
+        "tnet896_ours", "tnet896_release", "level2_release", "level2_crop",
+        "level2_resample",
+    ]
+    for name, case in cases.items():
+        assert case["jit"] is (name != "level2_resample")
+    assert cases["tnet896_ours"]["regions_mode"] == "crop"
+    assert cases["tnet896_ours"]["notes"] == ["levels 2+: crop"]
+    assert cases["tnet896_release"]["notes"] == ["levels 2+: crop (release)"]
     assert [c["name"] for c in result["comparisons"]] == [
-        "release / model, crop op 896 (time)"
+        "release / ours, TNet 896 [2,1] (time)",
+        "release / crop, level-2 regions 896 (time)",
+        "release / resample, level-2 regions 896 (time)",
+        "crop / resample, level-2 regions 896 (time)",
     ]
     checks = {c["name"]: c for c in result["checks"]}
     tnet = checks["tnet896_release vs plain float32"]
-    assert tnet["jit"] is True and tnet["crop"] == "release"
+    assert tnet["jit"] is True and tnet["regions"] == "crop (release) vs resample"
     assert tnet["passed"] and tnet["same_cells"] is True
 
 
@@ -227,15 +271,22 @@ def test_patched_crop_cells_restores_the_model_cropper():
         common.crop_function("gather")
 
 
-def test_fused_crop_resize_equals_model_path():
+def test_scaling_breakdown_region_paths_agree():
+    # The 896 px fMoW traversal: 448 px regions resampled, 224 px copied.
     config = common.Context().config("fmow_tnet_b0_896")
+    assert scaling.resample_obstacle(config, 896, (2, 1)) is None
     images = tf.random.stateless_uniform((1, 896, 896, 3), seed=[1, 2],
                                          minval=-1, maxval=1)
     cells = scaling.fixed_cells(1, (2, 1), config.grid_size)
-    ref = scaling.crop_resize_model(images, cells, config)
-    fused = scaling.crop_resize_fused(images, cells, config)
-    assert [t.shape for t in ref] == [t.shape for t in fused]
-    for a, b in zip(ref, fused):
+    crop = scaling.breakdown_inputs("crop", images, cells, config)
+    resample = scaling.breakdown_inputs("resample", images, cells, config)
+    assert [t.shape for t in crop] == [t.shape for t in resample] == [
+        (1, 224, 224, 3), (2, 224, 224, 3), (2, 224, 224, 3)
+    ]
+    for a, b in zip(crop, resample):
         np.testing.assert_allclose(
-            a.numpy(), b.numpy(), rtol=0, atol=scaling.FUSED_TOLERANCE
+            a.numpy(), b.numpy(), rtol=0, atol=scaling.REGIONS_TOLERANCE
         )
+    assert scaling.region_paths_max_diff(images, cells, config) <= (
+        scaling.REGIONS_TOLERANCE
+    )
