@@ -62,9 +62,14 @@ def test_inference_smoke(capsys):
     assert status == 0
     _check_result(result, table, "inference", [
         "tnet448_k1", "tnet448_k2", "tnet448_k3", "tnet896_k21",
-        "tnet896_k22", "backbone896_k21", "en224", "en448", "en896",
-        "inet_k0", "inet_k1", "inet_k2", "bagnet77",
+        "tnet896_k22", "backbone896_k21", "backbone896_k21_one_batch",
+        "en224", "en448", "en896", "inet_k0", "inet_k1", "inet_k2", "bagnet77",
     ])
+    cases = {c["name"]: c for c in result["cases"]}
+    assert "2+4+4 crops" in " ".join(cases["backbone896_k21"]["notes"])  # batch 2
+    assert "10 crops in one batch" in " ".join(
+        cases["backbone896_k21_one_batch"]["notes"]
+    )
     comparisons = {c["name"]: c for c in result["comparisons"]}
     speedup = comparisons["EN-B0 896 / TNet 896 [2,1] (time)"]
     assert speedup["target"] == ">= 5"
