@@ -34,8 +34,10 @@ class TNet(fine_tuning.FineTuningModel):
 
     Level 1 processes the whole image downscaled to the base resolution. The
     location module scores the cells of an `n x n` grid over it; the chosen
-    cells are cut from the full-resolution image, resized to the base
-    resolution and processed at level 2, and so on down the levels. Every
+    cells, taken from the full-resolution image at the base resolution
+    (cropped then resized, or resampled straight from the input: see
+    `config.region_sampling`), are processed at level 2, and so on down the
+    levels. Every
     feature vector gets a positional encoding of its cell (row, column,
     level); their mean (or the feature weighting module's weighted sum) is
     classified.
@@ -280,7 +282,11 @@ class TNet(fine_tuning.FineTuningModel):
             )
             if resample:
                 cell_boxes = geometry.chosen_cell_boxes(
-                    chosen, region_height, region_width, grid, config.cell_fraction
+                    chosen,
+                    region_height,
+                    region_width,
+                    grid,
+                    config.cell_fraction,
                 )
                 image_index = tf.repeat(image_index, k)
             else:
