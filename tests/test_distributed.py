@@ -107,6 +107,12 @@ def test_train_loop_mirrored_matches_single_device(two_cpu_devices, reference):
     with strategy.scope():
         model = worker.build_model()
     model.set_weights(reference["initial"])
+    # Validation: 2 global batches and a partial one, which is dropped.
+    images, labels = worker.make_data()
+    count = 2 * worker.GLOBAL_BATCH
+    validation = tf.data.Dataset.from_tensor_slices(
+        (images[: count + 3], labels[: count + 3])
+    ).batch(worker.GLOBAL_BATCH)
     history = distributed.train_loop(
         model,
         _dataset(),
@@ -114,14 +120,47 @@ def test_train_loop_mirrored_matches_single_device(two_cpu_devices, reference):
         steps=worker.STEPS,
         global_batch_size=worker.GLOBAL_BATCH,
         verbose=0,
+        validation_data=validation,
     )
+    # Validating changed no weight and no optimizer state.
     weights, optimizer_state = worker.training_state(model)
     _assert_same(weights, reference["weights"], reference["names"])
     _assert_same_optimizer_state(optimizer_state, reference["optimizer_state"])
     assert int(model.optimizer.iterations.numpy()) == worker.STEPS
     assert int(model.backbone_optimizer.iterations.numpy()) == worker.STEPS
-    assert {"loss", "top1", "baseline"} <= set(history.history)
-    assert len(history.history["loss"]) == 1  # one entry per epoch
+    logs = history.history
+    assert {"loss", "top1", "baseline", "val_loss", "val_top1"} <= set(logs)
+    assert len(logs["loss"]) == len(logs["val_loss"]) == 1  # one per epoch
+    # The same weights evaluated on one device, on the whole global batches.
+    single = worker.build_model()
+    single.set_weights(weights)
+    expected = single.evaluate(
+        images[:count],
+        labels[:count],
+        batch_size=worker.GLOBAL_BATCH,
+        verbose=0,
+        return_dict=True,
+    )
+    for name in ("loss", "top1", "aggregate_ce"):
+        assert logs[f"val_{name}"][0] == pytest.approx(expected[name], abs=1e-5)
+    # validation_steps stops early (no training step: steps=0).
+    first = distributed.train_loop(
+        model,
+        _dataset(),
+        strategy=strategy,
+        steps=0,
+        global_batch_size=worker.GLOBAL_BATCH,
+        verbose=0,
+        validation_data=validation,
+        validation_steps=1,
+    ).history
+    expected = single.evaluate(
+        images[: worker.GLOBAL_BATCH],
+        labels[: worker.GLOBAL_BATCH],
+        verbose=0,
+        return_dict=True,
+    )
+    assert first["val_loss"][0] == pytest.approx(expected["loss"], abs=1e-5)
 
 
 def _free_ports(count):

@@ -270,7 +270,9 @@ def test_multi_worker_uses_the_custom_loop_and_restores(run, monkeypatch):
         verbose=0,
     )
     assert calls == [2]
-    assert result.best_checkpoint is None  # no validation in the loop
+    # The loop validates and keeps the best checkpoint, as fit does.
+    assert os.path.exists(result.best_checkpoint)
+    assert np.isfinite(result.history["val_top1"]).all()
     assert np.isfinite(result.history["loss"]).all()
     restored = experiment.load_checkpoint(result.final_checkpoint)
     source = experiment.load_checkpoint(final)

@@ -15,6 +15,7 @@ Example:
 ...                      global_batch_size=64)
 """
 
+import itertools
 import json
 import os
 
@@ -161,6 +162,8 @@ def train_loop(
     epochs=1,
     callbacks=None,
     verbose=1,
+    validation_data=None,
+    validation_steps=None,
 ):
     """Trains `model` for `epochs * steps` steps under `strategy`.
 
@@ -168,7 +171,9 @@ def train_loop(
     `model.train_step` on every replica with `strategy.run` (the optimizers
     sum the replicas' gradients; the baseline and metric updates are those of
     `fit`) and averages the returned logs over replicas. Metrics are reset at
-    each epoch, as in `fit`.
+    each epoch, as in `fit`. With `validation_data`, every epoch ends with a
+    pass of `model.test_step` over it, and its logs join the epoch's logs
+    with a `val_` prefix, as in `fit`.
 
     Args:
         model: a compiled `TNet` (or any Keras model whose `train_step`
@@ -184,6 +189,12 @@ def train_loop(
         callbacks: optional list of `keras.callbacks.Callback`; they get the
             epoch and batch hooks with the averaged logs.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        validation_data: like `dataset` (batches of `global_batch_size`), a
+            finite pass read again every epoch. Every worker must run the
+            same number of steps, so a last partial global batch is
+            dropped.
+        validation_steps: validation batches per epoch; `None` reads the
+            whole pass.
 
     Returns:
         The `keras.callbacks.History` (also set as `model.history`).
@@ -203,15 +214,47 @@ def train_loop(
             model.optimizer.build(model.trainable_variables)
         distributed = distribute_dataset(dataset, strategy, global_batch_size)
         iterator = iter(distributed)
+        validation = (
+            None
+            if validation_data is None
+            else distribute_dataset(
+                validation_data, strategy, global_batch_size
+            )
+        )
 
-    # No AutoGraph, as in `fit`: both paths trace the same graph.
-    @tf.function(autograph=False)
-    def train_function(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {
-            name: strategy.reduce("MEAN", value, axis=None)
-            for name, value in logs.items()
-        }
+    def step_function(step):
+        # No AutoGraph, as in `fit`: both paths trace the same graph.
+        @tf.function(autograph=False)
+        def function(iterator):
+            logs = strategy.run(step, args=(next(iterator),))
+            return {
+                name: strategy.reduce("MEAN", value, axis=None)
+                for name, value in logs.items()
+            }
+
+        return function
+
+    train_function = step_function(model.train_step)
+    test_function = step_function(model.test_step)
+
+    def validate():
+        model.reset_metrics()
+        callback_list.on_test_begin()
+        logs, iterator = {}, iter(validation)
+        for step in itertools.count():
+            if validation_steps is not None and step == validation_steps:
+                break
+            callback_list.on_test_batch_begin(step)
+            try:
+                logs = test_function(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                break
+            logs = {name: float(value) for name, value in logs.items()}
+            callback_list.on_test_batch_end(step, logs)
+        if not logs:
+            raise ValueError("`validation_data` yielded no global batch.")
+        callback_list.on_test_end(logs)
+        return {f"val_{name}": value for name, value in logs.items()}
 
     callback_list = keras.callbacks.CallbackList(
         callbacks,
@@ -242,6 +285,8 @@ def train_loop(
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
+        if validation is not None:
+            logs = {**logs, **validate()}
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

@@ -337,12 +337,13 @@ def run_training(
             recipe's `restore_from` looked up next to `workdir`
             (`<runs>/<recipe>/checkpoints/final.keras`).
         loop: `"fit"` (Keras `fit` with the callbacks of
-            `tnet_tf.training`) or `"custom"` (`distributed.train_loop`,
-            no validation, backup or TensorBoard); by default `"custom"`
-            for multi-worker, where `fit` fails on TF 2.21, else `"fit"`.
-        validate: with `fit`, validate on `eval_steps` batches of the
-            evaluation split after every epoch (and keep the best
-            checkpoint).
+            `tnet_tf.training`) or `"custom"` (`distributed.train_loop`
+            with validation, the best checkpoint and TensorBoard, but no
+            backup: a killed run starts over); by default `"custom"` for
+            multi-worker, where `fit` fails on TF 2.21, else `"fit"`.
+        validate: validate on `eval_steps` batches of the evaluation split
+            after every epoch and keep the best checkpoint (the custom
+            loop drops a last partial global batch).
         source: `"records"` or `"tfds"` (`tnet_tf.data.make_dataset`).
         verbose: Keras verbosity.
 
@@ -367,17 +368,17 @@ def run_training(
         restore_path = recipe.restore_path(runs_dir)
 
     train = make_input(recipe, data_dir, recipe.train_split, True, source)
+    validation = (
+        make_input(recipe, data_dir, recipe.eval_split, False, source)
+        if validate
+        else None
+    )
     with strategy.scope():
         model = build_model(recipe)
         if restore_path:
             restore_weights(model, restore_path)
         compile_for_training(model, recipe)
     if loop == "fit":
-        validation = (
-            make_input(recipe, data_dir, recipe.eval_split, False, source)
-            if validate
-            else None
-        )
         # Attention pictures need a TNet: a baseline attends nothing.
         pictures = {}
         if not isinstance(model, TNet):
@@ -401,6 +402,10 @@ def run_training(
             global_batch_size=recipe.batch_size,
             epochs=recipe.epochs,
             verbose=0 if verbose == 0 else 2,
+            validation_data=validation,
+            callbacks=training.make_callbacks(
+                directory, backup=False, best_checkpoint=validate
+            ),
         )
     final = os.path.join(directory, FINAL_CHECKPOINT)
     os.makedirs(os.path.dirname(final), exist_ok=True)
