@@ -197,7 +197,6 @@ def spatial_size(images):
     )
 
 
-
 # A crop_and_resize sample lands up to ~6 * side * 2**-24 px away from where
 # tf.image.resize puts it (float32 box coordinates normalised by the image
 # side). Resampling needs the outermost samples at least this many times
