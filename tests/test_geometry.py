@@ -202,21 +202,25 @@ def test_resampled_regions_accept_bfloat16_images():
 
 
 @pytest.mark.parametrize(
-    "height,width,grid,fraction,depth,side,reason",
+    "height,width,grid,fraction,locations,side,reason",
     [
-        (896, 896, 3, 0.5, 2, 224, None),  # 448, then 224 (copied)
-        (3584, 3584, 3, 0.5, 2, 224, None),
-        (1200, 896, 3, 0.5, 1, 224, None),  # 600 x 448
-        (896, 896, 3, 0.5, 3, 224, "not larger"),  # level 4: 112 px
-        (224, 224, 5, 0.34375, 1, 77, "padded"),  # ImageNet
-        (448, 448, 5, 0.35, 1, 224, "padded"),  # CUB
-        (448, 896, 3, 0.5, 1, 224, "not larger"),  # 224 x 448: one side equal
-        (450, 450, 2, 0.5, 1, 224, None),  # 225 px: room enough at 450
-        (4500, 4500, 2, 0.05, 1, 224, "not larger"),  # 225 px: not at 4500
+        (896, 896, 3, 0.5, (2, 1), 224, None),  # 448, then 224 (copied)
+        (3584, 3584, 3, 0.5, (2, 1), 224, None),
+        (1200, 896, 3, 0.5, (1,), 224, None),  # 600 x 448
+        (896, 896, 3, 0.5, (2, 1, 1), 224, "neither"),  # level 4: 112 px
+        (896, 896, 3, 0.5, (2, 1, 0), 224, None),  # no level 4 after a 0
+        (896, 896, 3, 0.5, (0, 1, 1), 224, None),  # no cells at all
+        (224, 224, 5, 0.34375, (3,), 77, "padded"),  # ImageNet
+        (448, 448, 5, 0.35, (2,), 224, "padded"),  # CUB
+        (448, 896, 3, 0.5, (1,), 224, "neither"),  # 224 x 448: one side equal
+        (450, 450, 2, 0.5, (1,), 224, None),  # 225 px: room enough at 450
+        (4500, 4500, 2, 0.05, (1,), 224, "neither"),  # 225 px: not at 4500
     ],
 )
-def test_resample_obstacles(height, width, grid, fraction, depth, side, reason):
-    obstacle = geometry.resample_obstacle(height, width, grid, fraction, depth, side)
+def test_resample_obstacles(height, width, grid, fraction, locations, side, reason):
+    obstacle = geometry.resample_obstacle(
+        height, width, grid, fraction, locations, side
+    )
     if reason is None:
         assert obstacle is None
     else:
@@ -225,4 +229,4 @@ def test_resample_obstacles(height, width, grid, fraction, depth, side, reason):
 
 def test_resample_needs_a_static_image_size():
     size = tf.constant(896)
-    assert "not known" in geometry.resample_obstacle(size, size, 3, 0.5, 1, 224)
+    assert "not known" in geometry.resample_obstacle(size, size, 3, 0.5, (1,), 224)

@@ -209,7 +209,7 @@ def test_region_sampling_mode_follows_the_grid_and_the_config(model):
         assert tnet_tf.TNet(config.replace(**changes)).region_sampling_mode(square) == "crop"
     forced = tnet_tf.TNet(config.replace(region_sampling="resample"))
     assert forced.region_sampling_mode(square) == "resample"
-    with pytest.raises(ValueError, match="smaller than the base|not larger"):
+    with pytest.raises(ValueError, match="neither the base resolution"):
         forced(tf.zeros((1, 96, 96, 3)), locations_per_level=[2, 1])
     # XLA has no crop_and_resize kernel.
     compiled = tnet_tf.TNet(config)
@@ -250,3 +250,31 @@ def test_resampling_gives_the_crop_paths_outputs(model, locations):
         moved["per_feature_logits"].numpy()[:, 1:]
         - ours["per_feature_logits"].numpy()[:, 1:]
     ).max() > 1e-3
+
+
+def test_only_the_crop_path_casts_the_full_image_to_the_compute_dtype():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        config = presets.get("tiny_test")
+        models = {
+            mode: tnet_tf.TNet(config.replace(region_sampling=mode))
+            for mode in ("auto", "crop")
+        }
+    finally:
+        keras.config.set_dtype_policy(previous)
+    spec = tf.TensorSpec((1, 128, 128, 3))
+    full_casts = {}
+    for mode, variant in models.items():
+        graph = tf.function(
+            lambda x, variant=variant: variant(x)["logits"]
+        ).get_concrete_function(spec).graph
+        full_casts[mode] = [
+            op for op in graph.get_operations()
+            if op.type == "Cast" and op.outputs[0].shape == spec.shape
+        ]
+    # Resampling reads its samples from the float32 input; the crop path
+    # first copies the whole image into bfloat16.
+    assert models["auto"].region_sampling_mode(spec.shape) == "resample"
+    assert not full_casts["auto"]
+    assert [op.outputs[0].dtype for op in full_casts["crop"]] == [tf.bfloat16]

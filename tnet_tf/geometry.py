@@ -25,6 +25,7 @@ profiling and exported models.
 """
 
 import collections
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -128,6 +129,28 @@ def chosen_cell_boxes(cells, height, width, grid_size, cell_fraction):
     return tf.cast(boxes, tf.float32)
 
 
+def child_regions(origins, region_size, cells, grid_size, cell_fraction):
+    """The chosen cells of regions, as regions of the input image.
+
+    Args:
+        origins: `(R, 2)` float `y0, x0` of the regions in input pixels.
+        region_size: their `(height, width)` (ints or scalar tensors).
+        cells: int tensor `(R, k)` of row-major cell indices per region.
+
+    Returns:
+        `(origins, size)`: the children's `(R * k, 2)` origins, region-major
+        as `crop_cells` orders its crops, and their `(height, width)`.
+    """
+    height, width = region_size
+    boxes = chosen_cell_boxes(cells, height, width, grid_size, cell_fraction)
+    origins = tf.reshape(origins[:, None, :] + boxes[..., :2], [-1, 2])
+    size = tuple(
+        cell_layout(side, grid_size, cell_fraction).cell_size
+        for side in (height, width)
+    )
+    return origins, size
+
+
 def crop_cells(regions, cells, grid_size, cell_fraction):
     """Crops the chosen cells of every region at the region's resolution.
 
@@ -205,22 +228,27 @@ def spatial_size(images):
 _SAMPLE_SAFETY = 4 * 6 * 2.0**-24
 
 
-def resample_obstacle(height, width, grid_size, cell_fraction, depth, side):
+def resample_obstacle(
+    height, width, grid_size, cell_fraction, locations_per_level, side
+):
     """Why `resample_regions` cannot replace crop-then-resize, or `None`.
 
     Args:
         height, width: the input image's size.
         grid_size, cell_fraction: the grid.
-        depth: levels of cells below the whole image.
+        locations_per_level: the call's cells per level; levels of cells
+            stop at the first 0.
         side: the base resolution.
 
     Returns:
-        `None` when, at every level, the grid needs no padding and each cell
-        is either exactly `side` on both axes (copied) or larger on both with
-        room for float32 rounding (resampled); otherwise a short reason.
+        `None` when, at every level of cells, the grid needs no padding and
+        each cell is either exactly `side` on both axes (copied) or larger
+        on both with room for float32 rounding (resampled); otherwise a
+        short reason.
     """
     if not _is_static(height, width):
         return "the image size is not known when the model is traced"
+    depth = len(list(itertools.takewhile(bool, locations_per_level)))
     size = (height, width)
     for level in range(2, depth + 2):
         layouts = [cell_layout(s, grid_size, cell_fraction) for s in size]
@@ -232,8 +260,9 @@ def resample_obstacle(height, width, grid_size, cell_fraction, depth, side):
         margin = min(s - side for s in size) / (2 * side)
         if margin <= _SAMPLE_SAFETY * max(height, width):
             return (
-                f"level {level} regions ({size[0]}x{size[1]} px) are not "
-                f"larger than the base resolution {side} on both sides"
+                f"level {level} regions ({size[0]}x{size[1]} px) are neither "
+                f"the base resolution {side} nor larger on both sides by "
+                "enough for float32 sample positions"
             )
     return None
 

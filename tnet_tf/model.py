@@ -202,7 +202,12 @@ class TNet(fine_tuning.FineTuningModel):
                 f"`selection` must be one of {config_lib.SELECTION_MODES}, "
                 f"got {selection!r}."
             )
-        images = tf.cast(images, self.compute_dtype)
+        resample = self.region_sampling_mode(images, locations) == "resample"
+        # The crop path copies pixels at full resolution, cheaper in the
+        # compute dtype; resampling reads each region's few samples straight
+        # from the float32 input, so the whole image is not cast (copied).
+        if not resample:
+            images = tf.cast(images, self.compute_dtype)
         height, width = geometry.spatial_size(images)
         images = self._check_image_size(images, height, width)
         batch = tf.shape(images)[0]
@@ -211,15 +216,13 @@ class TNet(fine_tuning.FineTuningModel):
 
         # === Traversal ===
         # A level's regions (batch * per_image of them, per_image = product
-        # of the k's so far) are boxes of region_height x region_width input
-        # pixels at `origins`. "crop" keeps their full-resolution pixels in
-        # `regions`; "resample" reads them from `images` (of `image_index`).
-        resample = self.region_sampling_mode(images, locations) == "resample"
+        # of the k's so far) are boxes of region_size input pixels at
+        # `origins`. The crop path keeps their full-resolution pixels in
+        # `regions`; resampling reads them from `images` (of `image_index`).
         regions = images
         image_index = tf.range(batch)
-        region_height, region_width = height, width
+        region_size = (height, width)
         per_image = 1
-        region_size = tf.cast(tf.stack([height, width]), tf.float32)
         origins = tf.zeros((batch, 2))  # (regions, 2) in input pixels
         positions = tf.zeros((batch, 3))  # (regions, 3): y, x, level - 1
         cells = -tf.ones((batch,), tf.int32)  # (regions,)
@@ -239,7 +242,7 @@ class TNet(fine_tuning.FineTuningModel):
                     images,
                     image_index,
                     origins,
-                    (region_height, region_width),
+                    region_size,
                     config.base_resolution,
                 )
             else:
@@ -248,7 +251,8 @@ class TNet(fine_tuning.FineTuningModel):
                 resized, training=training
             )
             encoded = self.positional_encoding(features, positions)
-            boxes = tf.concat([origins, origins + region_size], axis=-1)
+            extent = tf.cast(tf.stack(region_size), tf.float32)
+            boxes = tf.concat([origins, origins + extent], axis=-1)
             per_level["vectors"].append(
                 tf.reshape(encoded, [batch, per_image, encoded.shape[-1]])
             )
@@ -280,29 +284,16 @@ class TNet(fine_tuning.FineTuningModel):
             location_log_prob += tf.reduce_sum(
                 tf.reshape(draw_log_probs, [batch, -1]), axis=1
             )
+            # Children are regions of the input: (regions * k, .), and
+            # inherit the parent's position.
             if resample:
-                cell_boxes = geometry.chosen_cell_boxes(
-                    chosen,
-                    region_height,
-                    region_width,
-                    grid,
-                    config.cell_fraction,
-                )
                 image_index = tf.repeat(image_index, k)
             else:
-                regions, cell_boxes = geometry.crop_cells(
+                regions, _ = geometry.crop_cells(
                     regions, chosen, grid, config.cell_fraction
                 )
-            # Children inherit the parent's origin and position: (regions*k, .)
-            origins = tf.reshape(
-                origins[:, None, :] + cell_boxes[..., :2], [-1, 2]
-            )
-            region_height, region_width = (
-                geometry.cell_layout(side, grid, config.cell_fraction).cell_size
-                for side in (region_height, region_width)
-            )
-            region_size = tf.cast(
-                tf.stack([region_height, region_width]), tf.float32
+            origins, region_size = geometry.child_regions(
+                origins, region_size, chosen, grid, config.cell_fraction
             )
             rows = tf.cast(chosen // grid, tf.float32)
             cols = tf.cast(chosen % grid, tf.float32)
@@ -361,6 +352,12 @@ class TNet(fine_tuning.FineTuningModel):
         config_lib.validate_locations(locations, self.config.grid_size)
         return locations
 
+    @property
+    def input_dtype(self):
+        # Keras would cast (copy) the full-resolution images to the compute
+        # dtype before `call`; `call` casts only where the crop path needs it.
+        return "float32"
+
     def region_sampling_mode(self, images, locations_per_level=None):
         """`"crop"` or `"resample"`: how a call on `images` (a tensor or its
         shape) brings levels 2 and deeper to the base resolution.
@@ -376,20 +373,17 @@ class TNet(fine_tuning.FineTuningModel):
         if requested == "crop" or config.antialias:
             return "crop"
         shape = getattr(images, "shape", images)
-        depth = 0
-        for k in self.resolve_locations(locations_per_level):
-            if k == 0:
-                break
-            depth += 1
+        locations = self.resolve_locations(locations_per_level)
         obstacle = geometry.resample_obstacle(
             shape[1],
             shape[2],
             config.grid_size,
             config.cell_fraction,
-            depth,
+            locations,
             config.base_resolution,
         )
-        if obstacle is None and depth and self.jit_compile:
+        attends_cells = bool(locations) and locations[0] > 0
+        if obstacle is None and attends_cells and self.jit_compile:
             obstacle = "XLA has no crop_and_resize kernel (jit_compile is on)"
         if obstacle is None:
             return "resample"
