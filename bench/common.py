@@ -295,28 +295,35 @@ def resample_path_regions(images, cells, config):
 
     Same arguments and result as `crop_path_regions` (equal up to float32
     rounding where `geometry.resample_obstacle` finds nothing in the way):
-    region origins accumulate from `geometry.chosen_cell_boxes` as in
-    `TNet.call`, and `geometry.resample_regions` reads every region straight
-    from `images`, never cropping it at full resolution.
+    the regions descend by `geometry.child_regions` as in `TNet.call`, and
+    `geometry.resample_regions` reads every region straight from `images`,
+    never cropping it at full resolution.
     """
-    grid, fraction = config.grid_size, config.cell_fraction
-    height, width = geometry.spatial_size(images)
+    region_size = geometry.spatial_size(images)
     image_index = tf.range(tf.shape(images)[0])
     origins = tf.zeros((tf.shape(images)[0], 2))
     levels = []
     for chosen in cells:
-        boxes = geometry.chosen_cell_boxes(chosen, height, width, grid, fraction)
         image_index = tf.repeat(image_index, chosen.shape[1])
-        origins = tf.reshape(origins[:, None, :] + boxes[..., :2], [-1, 2])
-        height, width = (
-            geometry.cell_layout(side, grid, fraction).cell_size
-            for side in (height, width)
+        origins, region_size = geometry.child_regions(
+            origins, region_size, chosen, config.grid_size,
+            config.cell_fraction,
         )
         levels.append(geometry.resample_regions(
-            images, image_index, origins, (height, width),
-            config.base_resolution,
+            images, image_index, origins, region_size, config.base_resolution,
         ))
     return levels
+
+
+def path_input(ctx, spec, path):
+    """The case's input batch as TNet's region path `path` reads it: the
+    float32 input when resampling (TNet.input_dtype), the compute dtype on
+    the crop paths."""
+    images = ctx.images(spec["batch"], spec["size"])
+    if path == "resample":
+        return images
+    model = ctx.model(spec["preset"], spec.get("precision", "float32"))
+    return tf.cast(images, model.compute_dtype)
 
 
 # === Models, inputs and cases ===
@@ -454,11 +461,10 @@ def baseline_logits_fn(model):
 def level_inputs(model, images, locations):
     """The base-resolution batches of every level of a greedy TNet pass.
 
-    Re-creates the traversal from the model's `attended_cells` on the crop
-    path (`crop_path_regions`), so the backbone-only case sees the regions
-    TNet processes: exactly, where TNet crops; up to float32 rounding of
-    the sample positions where it resamples (`geometry.resample_regions`,
-    e.g. fMoW 896 px without XLA), which changes no timing.
+    Re-creates the traversal from the model's `attended_cells` on the path
+    the model takes (`crop_path_regions` or `resample_path_regions`, as
+    `model.region_sampling_mode` says), so the backbone-only case sees
+    exactly the regions TNet processes.
     """
     outputs = model(images, training=False, locations_per_level=locations)
     attended = outputs["attended_cells"]
@@ -471,8 +477,13 @@ def level_inputs(model, images, locations):
         cells.append(tf.reshape(chosen, [batch * per_image, k]))
         start += per_image * k
         per_image *= k
-    regions = tf.cast(images, model.compute_dtype)
     side = model.config.base_resolution
+    if model.region_sampling_mode(images, locations) == "resample":
+        # TNet resamples from its float32 input (TNet.input_dtype).
+        return [resize_to_base(images, side)] + resample_path_regions(
+            images, cells, model.config
+        )
+    regions = tf.cast(images, model.compute_dtype)
     return [resize_to_base(regions, side)] + crop_path_regions(
         regions, cells, model.config
     )

@@ -192,9 +192,7 @@ def build_case(spec, ctx):
     if spec["kind"] != "level2":
         return common.build_standard_case(spec, ctx)
     config = ctx.config(spec["preset"])
-    model = ctx.model(spec["preset"], spec["precision"])
-    images = tf.cast(ctx.images(spec["batch"], spec["size"]),
-                     model.compute_dtype)
+    images = common.path_input(ctx, spec, spec["path"])
     cells = tf.constant(
         [[(r + j * 4) % config.grid_size**2 for j in range(spec["k"])]
          for r in range(spec["batch"])], tf.int32

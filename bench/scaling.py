@@ -31,7 +31,6 @@ agree within REGIONS_TOLERANCE (checked per size).
 """
 
 import argparse
-import itertools
 import sys
 
 import numpy as np
@@ -57,9 +56,8 @@ REGION_PATHS = {
 
 def resample_obstacle(config, size, locations):
     """Why the resample path does not apply to `size` px inputs, or None."""
-    depth = len(list(itertools.takewhile(bool, locations)))
     return geometry.resample_obstacle(
-        size, size, config.grid_size, config.cell_fraction, depth,
+        size, size, config.grid_size, config.cell_fraction, locations,
         config.base_resolution,
     )
 
@@ -135,10 +133,7 @@ def build_case(spec, ctx):
     if spec["kind"] != "regions":
         return common.build_standard_case(spec, ctx)
     config = ctx.config(spec["preset"])
-    images = tf.cast(
-        ctx.images(spec["batch"], spec["size"]),
-        ctx.model(spec["preset"], spec["precision"]).compute_dtype,
-    )
+    images = common.path_input(ctx, spec, spec["path"])
     cells = fixed_cells(spec["batch"], spec["locations"], config.grid_size)
 
     def fn(x):
