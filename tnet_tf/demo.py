@@ -41,7 +41,6 @@ from tnet_tf import presets
 from tnet_tf import profiling
 from tnet_tf import training
 from tnet_tf import viz
-from tnet_tf.config import BaselineConfig
 from tnet_tf.data import megapixel_mnist
 
 TNET_PRESET = "megapixel_mnist_tnet"
