@@ -237,13 +237,26 @@ def train_loop(
     train_function = step_function(model.train_step)
     test_function = step_function(model.test_step)
 
+    callback_list = keras.callbacks.CallbackList(
+        callbacks,
+        add_history=True,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=steps,
+    )
+
     def validate():
         model.reset_metrics()
         callback_list.on_test_begin()
         logs, iterator = {}, iter(validation)
-        for step in itertools.count():
-            if validation_steps is not None and step == validation_steps:
-                break
+        batches = (
+            itertools.count()
+            if validation_steps is None
+            else range(validation_steps)
+        )
+        for step in batches:
             callback_list.on_test_batch_begin(step)
             try:
                 logs = test_function(iterator)
@@ -256,15 +269,6 @@ def train_loop(
         callback_list.on_test_end(logs)
         return {f"val_{name}": value for name, value in logs.items()}
 
-    callback_list = keras.callbacks.CallbackList(
-        callbacks,
-        add_history=True,
-        add_progbar=verbose != 0,
-        model=model,
-        verbose=verbose,
-        epochs=epochs,
-        steps=steps,
-    )
     model.stop_training = False
     callback_list.on_train_begin()
     logs = {}
