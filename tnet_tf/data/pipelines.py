@@ -11,10 +11,13 @@ release (`original_implementation_detail.md` §11.1):
    to [-1, 1], subtract the label offset;
 5. batch (dropping the remainder in training) and prefetch.
 
-Randomness is seeded per image through stateless ops: with
-`deterministic=True` and a seed, two runs give identical batches (for the
-same data, seed and global TF seed). `source="tfds"` reads through
-tensorflow-datasets instead, from local data only.
+Randomness is seeded per image through stateless ops: with a seed, two runs
+give identical batches (for the same data, seed and global TF seed), since a
+seeded pipeline keeps its element order unless `deterministic=False`.
+`skip_batches` starts the stream at a later batch without decoding the
+skipped images, so a resumed run reads what the killed one would have read
+next. `source="tfds"` reads through tensorflow-datasets instead, from local
+data only.
 """
 
 import os
@@ -43,12 +46,13 @@ def make_dataset(
     batch_size,
     image_size=None,
     seed=None,
-    deterministic=False,
+    deterministic=None,
     source="records",
     repeat=None,
     drop_remainder=None,
     shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
     cycle_length=DEFAULT_CYCLE_LENGTH,
+    skip_batches=0,
 ):
     """The input pipeline of one split.
 
@@ -70,7 +74,9 @@ def make_dataset(
             fresh randomness every run (with `deterministic=True`: 0).
         deterministic: keep the element order and the random draws
             reproducible (slightly slower); otherwise parallel steps may
-            reorder elements.
+            reorder elements. `None` (default): reproducible when `seed` is
+            given, since a seed asks for a repeatable run (unordered parallel
+            interleave and map gave seeded runs different batches).
         source: "records" or "tfds".
         repeat: `True` repeats forever, an int that many times, `False`
             once; defaults to `training`.
@@ -79,6 +85,10 @@ def make_dataset(
         shuffle_buffer: records in the shuffle buffer (training only).
         cycle_length: shards read at once in training (evaluation reads
             them one after the other, so records come in file order).
+        skip_batches: the stream starts after its first `skip_batches`
+            batches, with the batches that would have followed them (to
+            resume a run; with a seed). Skipped records are read and
+            shuffled but not decoded.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)`: float32
@@ -98,8 +108,14 @@ def make_dataset(
     height, width = augment.image_size_pair(
         spec.image_size if image_size is None else image_size
     )
+    if deterministic is None:
+        deterministic = seed is not None
     if deterministic and seed is None:
         seed = 0
+    if skip_batches < 0:
+        raise ValueError(
+            f"`skip_batches` must be at least 0, got {skip_batches}."
+        )
     repeat = training if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder
     # Evaluation keeps the record order whatever the mode.
@@ -146,6 +162,11 @@ def make_dataset(
             seed=seed, rerandomize_each_iteration=True
         ).batch(2)
         dataset = tf.data.Dataset.zip((dataset, image_seeds))
+    if skip_batches:
+        # Before the map: skipped records are never decoded or augmented.
+        # Each batch is the next `batch_size` elements (full batches), so
+        # skipping elements skips exactly those batches.
+        dataset = dataset.skip(skip_batches * batch_size)
     dataset = dataset.map(
         prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered
     )
