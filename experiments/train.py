@@ -10,8 +10,16 @@
 Strategies: `default` (one device), `mirrored` (this host's GPUs) and
 `multi_worker` (one process per host, cluster in TF_CONFIG). Multi-worker
 runs train with `tnet_tf.distributed.train_loop`, since Keras `fit` fails
-under MultiWorkerMirroredStrategy on TF 2.21; the others use `fit` with
-resumable backups (re-running the same command resumes a killed run).
+under MultiWorkerMirroredStrategy on TF 2.21; the others use `fit`.
+
+A run is seeded (--seed, default the recipe's): the same command on the
+same machine gives the same weights. Every strategy backs up into
+<workdir>/backup every --backup_steps steps (default 500) and at every
+epoch end; re-running the same command after a kill resumes from the last
+backup, with the input at the same batch, and ends with the weights of an
+uninterrupted run (restart every worker of a multi-worker run).
+--deterministic_ops (default off) also makes the kernels deterministic
+(`tf.config.experimental.enable_op_determinism`), for GPUs; it is slower.
 A recipe with `restore_from` (fMoW stage 2) starts from that recipe's
 final checkpoint in the sibling folder, runs/<restore_from>/, or from the
 `.keras` file given by --override=restore_from=<path>.
@@ -23,12 +31,27 @@ from absl import flags
 from experiments import flags as common
 from tnet_tf import distributed
 from tnet_tf import experiment
+from tnet_tf import training
 
 STRATEGY = flags.DEFINE_enum(
     "strategy",
     "default",
     distributed.STRATEGY_KINDS,
     "Distribution strategy: default, mirrored or multi_worker (TF_CONFIG).",
+)
+
+BACKUP_STEPS = flags.DEFINE_integer(
+    "backup_steps",
+    training.DEFAULT_BACKUP_STEPS,
+    "Training steps between backups into <workdir>/backup (also at every "
+    "epoch end); 0: at epoch ends only.",
+    lower_bound=0,
+)
+DETERMINISTIC_OPS = flags.DEFINE_bool(
+    "deterministic_ops",
+    False,
+    "Deterministic kernels (tf.config.experimental.enable_op_determinism): "
+    "for identical GPU runs; slower. Seeded CPU runs repeat without it.",
 )
 
 
@@ -40,6 +63,8 @@ def main(argv):
         common.WORKDIR.value,
         common.DATA_DIR.value,
         STRATEGY.value,
+        backup_steps=BACKUP_STEPS.value,
+        deterministic_ops=DETERMINISTIC_OPS.value,
     )
     print(f"Resolved recipe: {result.experiment_file}")
     print(f"Final checkpoint: {result.final_checkpoint}")

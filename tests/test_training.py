@@ -257,12 +257,12 @@ def test_make_callbacks_layout(tmp_path):
     callbacks = training.make_callbacks(
         str(tmp_path),
         validation_images=np.zeros((1, SIDE, SIDE, 3)),
-        backup_save_freq=10,
+        backup_steps=10,
     )
     backup, best, board, attention = callbacks
     assert isinstance(backup, training.ResumableBackupAndRestore)
     assert backup.backup_dir == str(tmp_path / "backup")
-    assert backup.save_freq == 10
+    assert backup.backup_steps == 10
     assert best.filepath == str(tmp_path / "checkpoints" / "best.keras")
     assert best.monitor == "val_top1" and best.save_best_only
     assert isinstance(board, keras.callbacks.TensorBoard)
@@ -328,7 +328,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
         workdir=workdir,
         verbose=0,
         tensorboard=False,
-        backup_save_freq=2,
+        backup_steps=2,
         delete_backup=False,
     )
     killed = new_model()
@@ -367,7 +367,7 @@ def test_backup_restores_both_optimizers(tmp_path):
 
     def fit(model):
         backup = training.ResumableBackupAndRestore(
-            str(tmp_path), delete_checkpoint=False
+            str(tmp_path), delete_backup=False
         )
         model.fit(*random_batch(4), batch_size=2, callbacks=[backup], verbose=0)
 

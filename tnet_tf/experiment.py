@@ -187,8 +187,12 @@ def compile_for_evaluation(model):
     model.compile(optimizer=keras.optimizers.SGD(), jit_compile=False)
 
 
-def make_input(recipe, data_dir, split, training, source="records"):
-    """The recipe's pipeline of `split`; evaluation stops at `eval_steps`."""
+def make_input(
+    recipe, data_dir, split, training, source="records", skip_batches=0
+):
+    """The recipe's pipeline of `split`, seeded (the same batches every run)
+    and starting after `skip_batches` batches; evaluation stops at
+    `eval_steps`."""
     dataset = pipelines.make_dataset(
         recipe.dataset,
         data_dir,
@@ -198,6 +202,7 @@ def make_input(recipe, data_dir, split, training, source="records"):
         image_size=recipe.image_size,
         seed=recipe.seed,
         source=source,
+        skip_batches=skip_batches,
     )
     if not training and recipe.eval_steps:
         dataset = dataset.take(recipe.eval_steps)
@@ -297,19 +302,6 @@ class TrainingResult:
     experiment_file: str = None
 
 
-def is_chief(strategy):
-    """Whether this process writes the run's files (always, but on
-    multi-worker workers other than the chief)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    first_worker = resolver.task_type == "worker" and resolver.task_id == 0
-    return first_worker and not has_chief
-
-
 def run_training(
     recipe,
     workdir,
@@ -322,13 +314,22 @@ def run_training(
     validate=True,
     source="records",
     verbose="auto",
+    backup_steps=training.DEFAULT_BACKUP_STEPS,
+    deterministic_ops=False,
 ):
     """Trains a recipe in `workdir` and saves `checkpoints/final.keras`.
 
+    A run is seeded by `recipe.seed` (the input order and augmentation, the
+    initial weights, cell sampling and dropout): the same recipe on the same
+    machine gives the same weights. It backs up into `workdir/backup` every
+    `backup_steps` steps and at every epoch end; calling again with the
+    same arguments after a kill resumes from the last backup, with the
+    input at the same batch, and ends with the weights of an uninterrupted
+    run.
+
     Args:
         recipe: a recipe name or an `ExperimentConfig`.
-        workdir: the run's folder (WORKSPACE.md); calling again with the
-            same folder resumes a killed `fit` run.
+        workdir: the run's folder (WORKSPACE.md).
         data_dir: the record folder of the recipe's dataset.
         strategy: `"default"`, `"mirrored"`, `"multi_worker"` (reads
             `TF_CONFIG`) or a `tf.distribute.Strategy`.
@@ -337,15 +338,21 @@ def run_training(
             recipe's `restore_from` looked up next to `workdir`
             (`<runs>/<recipe>/checkpoints/final.keras`).
         loop: `"fit"` (Keras `fit` with the callbacks of
-            `tnet_tf.training`) or `"custom"` (`distributed.train_loop`
-            with validation, the best checkpoint and TensorBoard, but no
-            backup: a killed run starts over); by default `"custom"` for
-            multi-worker, where `fit` fails on TF 2.21, else `"fit"`.
+            `tnet_tf.training`) or `"custom"` (`distributed.train_loop`,
+            with validation, the best checkpoint, TensorBoard and the same
+            backups); by default `"custom"` for multi-worker, where `fit`
+            fails on TF 2.21, else `"fit"`.
         validate: validate on `eval_steps` batches of the evaluation split
             after every epoch and keep the best checkpoint (the custom
             loop drops a last partial global batch).
         source: `"records"` or `"tfds"` (`tnet_tf.data.make_dataset`).
         verbose: Keras verbosity.
+        backup_steps: training steps between backups (0: epoch ends only).
+        deterministic_ops: `tf.config.experimental.enable_op_determinism`
+            for the rest of the process: kernels with a deterministic
+            variant use it, and ones without raise. Seeded runs already
+            repeat on CPU; this is for GPUs, whose reductions and scatters
+            otherwise add in a varying order. It makes training slower.
 
     Returns:
         A `TrainingResult`.
@@ -357,17 +364,30 @@ def run_training(
     loop = loop or ("custom" if kind == "multi_worker" else "fit")
     if loop not in LOOPS:
         raise ValueError(f"`loop` must be one of {LOOPS}, got {loop!r}.")
-    chief = is_chief(strategy)
+    chief = distributed.is_chief(strategy)
     # Workers other than the chief write into a scratch folder (TF guide on
     # multi-worker saving): every worker saves, only the chief's copy stays.
     directory = workdir if chief else tempfile.mkdtemp(prefix="tnet_worker_")
     experiment_file = write_experiment_file(recipe, directory)
     keras.utils.set_random_seed(recipe.seed)
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
     if restore_path is None:
         runs_dir = os.path.dirname(os.path.abspath(workdir))
         restore_path = recipe.restore_path(runs_dir)
 
-    train = make_input(recipe, data_dir, recipe.train_split, True, source)
+    # Every worker reads the chief's backup; the input starts after the
+    # batches it has trained, so none is read (or decoded) twice.
+    backup_dir = os.path.join(workdir, training.BACKUP_FOLDER)
+    resumed = training.backup_position(workdir)
+    train = make_input(
+        recipe,
+        data_dir,
+        recipe.train_split,
+        True,
+        source,
+        skip_batches=resumed.batches,
+    )
     validation = (
         make_input(recipe, data_dir, recipe.eval_split, False, source)
         if validate
@@ -391,6 +411,9 @@ def run_training(
             steps_per_epoch=recipe.steps_per_epoch,
             validation_data=validation,
             verbose=verbose,
+            backup_steps=backup_steps,
+            input_starts_at="backup",
+            delete_backup=False,  # once the final checkpoint is written
             **pictures,
         )
     else:
@@ -406,10 +429,15 @@ def run_training(
             callbacks=training.make_callbacks(
                 directory, backup=False, best_checkpoint=validate
             ),
+            backup_dir=backup_dir,
+            backup_steps=backup_steps,
+            input_starts_at="backup",
+            delete_backup=False,  # once the final checkpoint is written
         )
     final = os.path.join(directory, FINAL_CHECKPOINT)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     export.save_keras(model, final)
+    training.TrainingBackup(backup_dir, writer=chief).delete()
     best = os.path.join(directory, BEST_CHECKPOINT)
     result = TrainingResult(
         history={
