@@ -22,6 +22,8 @@ import os
 import keras
 import tensorflow as tf
 
+from tnet_tf import training
+
 STRATEGY_KINDS = ("default", "mirrored", "multi_worker")
 
 
@@ -104,6 +106,20 @@ def _check_tf_config(text):
         )
 
 
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on the
+    multi-worker workers other than the chief (or than worker 0 in a
+    cluster without a chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    first_worker = resolver.task_type == "worker" and resolver.task_id == 0
+    return first_worker and not has_chief
+
+
 def distribute_dataset(dataset, strategy, global_batch_size):
     """Splits each global batch of `dataset` among the replicas.
 
@@ -164,6 +180,10 @@ def train_loop(
     verbose=1,
     validation_data=None,
     validation_steps=None,
+    backup_dir=None,
+    backup_steps=training.DEFAULT_BACKUP_STEPS,
+    input_starts_at="run",
+    delete_backup=True,
 ):
     """Trains `model` for `epochs * steps` steps under `strategy`.
 
@@ -174,6 +194,15 @@ def train_loop(
     each epoch, as in `fit`. With `validation_data`, every epoch ends with a
     pass of `model.test_step` over it, and its logs join the epoch's logs
     with a `val_` prefix, as in `fit`.
+
+    With `backup_dir`, the loop backs up and resumes as
+    `tnet_tf.training.fit` does, in the same format
+    (`tnet_tf.training.TrainingBackup`): every `backup_steps` steps and at
+    every epoch end, and a second call with the same `backup_dir` after a
+    kill (of any worker: restart them all) continues from the last backup
+    and ends with the weights of an uninterrupted run. The chief writes the
+    backup; every worker reads it, so `backup_dir` must be on storage that
+    all workers share.
 
     Args:
         model: a compiled `TNet` (or any Keras model whose `train_step`
@@ -195,6 +224,14 @@ def train_loop(
             dropped.
         validation_steps: validation batches per epoch; `None` reads the
             whole pass.
+        backup_dir: the backup folder, e.g. `<workdir>/backup`; `None`
+            makes no backup.
+        backup_steps: steps between backups; 0 backs up at epoch ends only.
+        input_starts_at: `"run"`: `dataset` starts at the run's first batch,
+            and a resumed run reads and drops the batches trained before;
+            `"backup"`: `dataset` was built to start after them
+            (`tnet_tf.training.backup_position`).
+        delete_backup: delete the backup once training completes.
 
     Returns:
         The `keras.callbacks.History` (also set as `model.history`).
@@ -207,13 +244,30 @@ def train_loop(
         )
     if getattr(model, "optimizer", None) is None:
         raise ValueError("Compile the model before calling `train_loop`.")
+    if input_starts_at not in ("run", "backup"):
+        raise ValueError(
+            "`input_starts_at` must be 'run' (one iterator runs through the "
+            f"epochs) or 'backup', got {input_starts_at!r}."
+        )
+    backup = (
+        None
+        if backup_dir is None
+        else training.TrainingBackup(backup_dir, writer=is_chief(strategy))
+    )
     with strategy.scope():
         if not model.optimizer.built:
             # `TNet.compile` builds its optimizers; for other models, build
             # here as `fit` does: slots cannot be created in a replica step.
             model.optimizer.build(model.trainable_variables)
+        position = (
+            training.TrainingPosition()
+            if backup is None
+            else backup.restore(model)
+        )
         distributed = distribute_dataset(dataset, strategy, global_batch_size)
         iterator = iter(distributed)
+        for _ in range(position.batches_to_read(input_starts_at)):
+            next(iterator)  # read by the killed run before its backup
         validation = (
             None
             if validation_data is None
@@ -272,10 +326,11 @@ def train_loop(
     model.stop_training = False
     callback_list.on_train_begin()
     logs = {}
-    for epoch in range(epochs):
+    for epoch in range(position.epoch, epochs):
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        for step in range(steps):
+        first_step = position.step if epoch == position.epoch else 0
+        for step in range(first_step, steps):
             callback_list.on_train_batch_begin(step)
             try:
                 logs = train_function(iterator)
@@ -286,13 +341,25 @@ def train_loop(
                     "batches (use `repeat()`)."
                 ) from None
             logs = {name: float(value) for name, value in logs.items()}
+            batches = position.batches + 1
+            position = training.TrainingPosition(epoch, step + 1, batches)
             callback_list.on_train_batch_end(step, logs)
+            last_step = step + 1 == steps  # the epoch-end backup follows
+            if backup is not None and not last_step and training.backup_due(
+                batches - 1, batches, backup_steps
+            ):
+                backup.save(model, position)
             if model.stop_training:
                 break
         if validation is not None:
             logs = {**logs, **validate()}
         callback_list.on_epoch_end(epoch, logs)
+        position = training.TrainingPosition(epoch + 1, 0, position.batches)
+        if backup is not None:
+            backup.save(model, position)
         if model.stop_training:
             break
     callback_list.on_train_end(logs)
+    if backup is not None and delete_backup:
+        backup.delete()
     return model.history
