@@ -1,10 +1,12 @@
 """One worker of the two-process MultiWorkerMirroredStrategy test.
 
 Run by `tests/test_distributed.py` as
-`python -m tests.multiworker_worker INITIAL.npz OUTPUT.npz` with `TF_CONFIG`
-set: it builds the shared test model under the strategy, loads the initial
-weights, trains with `tnet_tf.distributed.train_loop` and saves the final
-weights. The test imports `build_model` and `make_data` from here so that the
+`python -m tests.multiworker_worker INITIAL.npz OUTPUT.npz [BACKUP_DIR]`
+with `TF_CONFIG` set: it builds the shared test model under the strategy,
+loads the initial weights, trains with `tnet_tf.distributed.train_loop` and
+saves the final weights. With BACKUP_DIR it trains `RESUME_EPOCHS` epochs
+of `RESUME_STEPS` steps instead, backing up into that folder after every
+step, and a second start with the same folder resumes from the backup. The test imports `build_model` and `make_data` from here so that the
 single-device reference is the same model on the same data.
 """
 
@@ -24,6 +26,9 @@ from tnet_tf import presets  # noqa: E402
 GLOBAL_BATCH = 8
 STEPS = 3
 IMAGE_SIZE = 64
+# The resume test's run: long enough epochs to be killed mid-epoch.
+RESUME_EPOCHS = 2
+RESUME_STEPS = 4
 
 
 def build_model():
@@ -90,27 +95,33 @@ def make_data(steps=STEPS):
     return images.astype("float32"), labels.astype("int32")
 
 
-def main(initial_path, output_path):
+def main(initial_path, output_path, backup_dir=None):
     strategy = distributed.make_strategy("multi_worker")
     # One replica per worker: a worker that failed to join would show here.
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model()
     model.set_weights(load_state(initial_path)[0])
-    images, labels = make_data()
+    steps, epochs = (
+        (STEPS, 1) if backup_dir is None else (RESUME_STEPS, RESUME_EPOCHS)
+    )
+    images, labels = make_data(steps)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
         GLOBAL_BATCH, drop_remainder=True
     )
     distributed.train_loop(
         model,
-        dataset,
+        dataset.repeat(epochs),
         strategy=strategy,
-        steps=STEPS,
+        steps=steps,
+        epochs=epochs,
         global_batch_size=GLOBAL_BATCH,
         verbose=2,
+        backup_dir=backup_dir,
+        backup_steps=1,
     )
     save_state(output_path, *training_state(model))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

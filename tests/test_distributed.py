@@ -8,6 +8,7 @@ batch normalization is kept comparable are in `tests/multiworker_worker.py`.
 import json
 import os
 import pathlib
+import random
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from tests import multiworker_worker as worker
 from tnet_tf import distributed
+from tnet_tf import training
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT_S = 150
@@ -174,7 +176,7 @@ def _free_ports(count):
             sock.close()
 
 
-def _start_worker(index, cluster, tmp_path, log):
+def _start_worker(index, cluster, tmp_path, log, output, backup_dir=None):
     tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
     inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     python_path = [str(REPO)] + [path for path in inherited if path]
@@ -191,8 +193,9 @@ def _start_worker(index, cluster, tmp_path, log):
             "-m",
             "tests.multiworker_worker",
             str(tmp_path / "initial.npz"),
-            str(tmp_path / f"worker{index}.npz"),
-        ],
+            str(output),
+        ]
+        + ([] if backup_dir is None else [str(backup_dir)]),
         cwd=REPO,
         env=env,
         stdout=log,
@@ -200,44 +203,121 @@ def _start_worker(index, cluster, tmp_path, log):
     )
 
 
-def test_multi_worker_matches_single_device(tmp_path, reference):
-    worker.save_state(tmp_path / "initial.npz", reference["initial"])
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    processes, logs, codes = [], [], [None, None]
-    try:
+class _Workers:
+    """Two worker processes of `tests.multiworker_worker` on 127.0.0.1,
+    writing `<name><index>.npz` and `<name><index>.log` in `tmp_path`."""
+
+    def __init__(self, tmp_path, name, backup_dir=None):
+        self.tmp_path, self.name = tmp_path, name
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+        self.processes, self.logs = [], []
+        self.deadline = time.monotonic() + WORKER_TIMEOUT_S
         for index in range(2):
-            logs.append(open(tmp_path / f"worker{index}.log", "w"))
-            processes.append(_start_worker(index, cluster, tmp_path, logs[-1]))
-        deadline = time.monotonic() + WORKER_TIMEOUT_S
-        for index, process in enumerate(processes):
-            try:
-                codes[index] = process.wait(
-                    timeout=max(1.0, deadline - time.monotonic())
-                )
-            except subprocess.TimeoutExpired:
-                break
-    finally:
-        # No worker outlives the test, whatever happened above.
-        for process in processes:
+            self.logs.append(open(self._path(index, "log"), "w"))
+            self.processes.append(_start_worker(
+                index,
+                cluster,
+                tmp_path,
+                self.logs[-1],
+                self._path(index, "npz"),
+                backup_dir,
+            ))
+
+    def _path(self, index, suffix):
+        return self.tmp_path / f"{self.name}{index}.{suffix}"
+
+    def wait(self):
+        """The exit codes (None for a worker that timed out), once no
+        worker runs any more."""
+        codes = [None, None]
+        try:
+            for index, process in enumerate(self.processes):
+                timeout = max(1.0, self.deadline - time.monotonic())
+                try:
+                    codes[index] = process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    break
+        finally:
+            self.kill()
+        return codes
+
+    def kill(self):
+        """SIGKILL for the workers still running, as on a preemption."""
+        for process in self.processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for log in logs:
+        for log in self.logs:
             log.close()
-    outputs = "\n\n".join(
-        f"worker {index} (exit {code}):\n"
-        + (tmp_path / f"worker{index}.log").read_text()[-3000:]
-        for index, code in enumerate(codes)
-    )
-    assert codes == [0, 0], outputs
-    (first, first_slots), (second, second_slots) = [
-        worker.load_state(tmp_path / f"worker{index}.npz") for index in range(2)
-    ]
+
+    def outputs(self, codes):
+        return "\n\n".join(
+            f"worker {index} (exit {code}):\n"
+            + self._path(index, "log").read_text()[-3000:]
+            for index, code in enumerate(codes)
+        )
+
+    def states(self):
+        """`[(weights, optimizer_state)]` saved by each worker."""
+        return [
+            worker.load_state(self._path(index, "npz")) for index in range(2)
+        ]
+
+
+def test_multi_worker_matches_single_device(tmp_path, reference):
+    worker.save_state(tmp_path / "initial.npz", reference["initial"])
+    workers = _Workers(tmp_path, "worker")
+    codes = workers.wait()
+    assert codes == [0, 0], workers.outputs(codes)
+    (first, first_slots), (second, second_slots) = workers.states()
     names = reference["names"]
     _assert_same(second, first, names)
     _assert_same_optimizer_state(second_slots, first_slots)
     _assert_same(first, reference["weights"], names)
     _assert_same_optimizer_state(first_slots, reference["optimizer_state"])
+
+
+def test_killed_multi_worker_run_resumes_to_the_uninterrupted_state(
+    tmp_path, reference
+):
+    worker.save_state(tmp_path / "initial.npz", reference["initial"])
+    steps = worker.RESUME_STEPS
+    # Both workers are killed once the backup after this many steps exists:
+    # step 1 of either epoch, so the kill lands mid-epoch.
+    target = random.choice([1, steps + 1])
+    backup_dir = tmp_path / training.BACKUP_FOLDER  # backup_position reads
+    uninterrupted = _Workers(tmp_path, "uninterrupted", tmp_path / "u_backup")
+    killed = _Workers(tmp_path, "killed", backup_dir)
+    try:
+        while training.backup_position(str(tmp_path)).batches < target:
+            codes = [process.poll() for process in killed.processes]
+            assert codes == [None, None], killed.outputs(codes)
+            assert time.monotonic() < killed.deadline, "no backup came"
+            time.sleep(0.01)
+    finally:
+        killed.kill()
+    position = training.backup_position(str(tmp_path))
+    assert 0 < position.step < steps, (target, position)
+    codes = uninterrupted.wait()
+    assert codes == [0, 0], uninterrupted.outputs(codes)
+    resumed = _Workers(tmp_path, "resumed", backup_dir)
+    codes = resumed.wait()
+    assert codes == [0, 0], resumed.outputs(codes)
+    assert not backup_dir.exists()  # deleted by the chief at the end
+    (expected, expected_slots), _ = uninterrupted.states()
+    for weights, slots in resumed.states():
+        assert len(weights) == len(expected)
+        for got, want in zip(weights, expected):
+            np.testing.assert_array_equal(got, want)
+        assert set(slots) == set(expected_slots)
+        for name, want in expected_slots.items():
+            np.testing.assert_array_equal(slots[name], want, err_msg=name)
+    iterations = [
+        value for name, value in expected_slots.items() if "iteration" in name
+    ]
+    assert iterations and all(
+        value == worker.RESUME_EPOCHS * steps for value in iterations
+    ), iterations
 
 
 def test_make_strategy_default_and_errors(monkeypatch):
