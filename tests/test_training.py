@@ -292,14 +292,31 @@ class _Kill(keras.callbacks.Callback):
             raise RuntimeError("killed")
 
 
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+# Each way to feed `fit`, by its `input_starts_at`: a finite dataset of 4
+# batches read once per epoch, or one repeated stream cut into epochs of 3
+# steps (not a whole pass: reading a pass from its start would give other
+# data). Then `(steps_per_epoch, batch of epoch 2 before which the run is
+# killed, the last backup's position)`: backups come every 2 batches of the
+# run and at epoch ends, so the kill loses the last trained batch.
+FEEDS = {
+    "epoch": (None, 3, training.TrainingPosition(1, 2, 6)),
+    "run": (3, 2, training.TrainingPosition(1, 1, 4)),
+}
+
+
+@pytest.mark.parametrize("input_starts_at", sorted(FEEDS))
+def test_killed_run_resumes_to_the_uninterrupted_weights(
+    tmp_path, input_starts_at
+):
     # Sampled cells (the sampler state matters) and a schedule dropping in
     # epoch 2 (the optimizer's iterations matter).
     config = tiny_config(selection="sample", num_samples=2, l2_weight=1e-4)
     images, labels = random_batch(8)
+    steps_per_epoch, kill_before, backed_up = FEEDS[input_starts_at]
 
     def dataset():
-        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+        data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+        return data if steps_per_epoch is None else data.repeat()
 
     def new_model():
         keras.utils.set_random_seed(7)
@@ -320,11 +337,15 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
         )
 
     uninterrupted = new_model()
-    uninterrupted.fit(dataset(), epochs=2, verbose=0)
+    uninterrupted.fit(
+        dataset(), epochs=2, steps_per_epoch=steps_per_epoch, verbose=0
+    )
+    steps = steps_per_epoch or 4
 
     workdir = str(tmp_path / "run")
     options = dict(
         epochs=2,
+        steps_per_epoch=steps_per_epoch,
         workdir=workdir,
         verbose=0,
         tensorboard=False,
@@ -333,25 +354,23 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     )
     killed = new_model()
     with pytest.raises(RuntimeError, match="killed"):
-        # Backups after batches 2 and 4 of each epoch; killed after the
-        # 3rd batch of epoch 2, so one trained batch is lost.
-        training.fit(killed, dataset(), callbacks=[_Kill(1, 3)], **options)
-    assert killed.optimizer.iterations.numpy() == 7
-    with open(os.path.join(workdir, "backup", "training_metadata.json")) as f:
-        metadata = json.load(f)
-    assert (metadata["epoch"], metadata["step"]) == (1, 2)
+        training.fit(
+            killed, dataset(), callbacks=[_Kill(1, kill_before)], **options
+        )
+    assert killed.optimizer.iterations.numpy() == steps + kill_before
+    assert training.backup_position(workdir) == backed_up
 
     # As in a new process: a fresh model and optimizer.
     resumed = new_model()
     history = training.fit(resumed, dataset(), **options)
     assert history.epoch == [1]
-    assert resumed.optimizer.iterations.numpy() == 8
+    assert resumed.optimizer.iterations.numpy() == 2 * steps
     assert resumed._initial_epoch is None
     assert float(resumed.reward_baseline) != 0.5
     expected_state, resumed_state = state(uninterrupted), state(resumed)
     assert len(expected_state) == len(resumed_state)
     for expected, actual in zip(expected_state, resumed_state):
-        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(actual, expected)
 
 
 def test_backup_restores_both_optimizers(tmp_path):
