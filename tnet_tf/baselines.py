@@ -65,6 +65,7 @@ class BaselineClassifier(fine_tuning.FineTuningModel):
             weights=config.backbone_weights if load_backbone_weights else None,
             dropout_rate=config.backbone_dropout_rate,
             drop_connect_rate=config.drop_connect_rate,
+            input_normalization=config.input_normalization,
             name="feature_extractor",
         )
         self.classification_module = ClassificationModule(

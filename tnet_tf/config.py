@@ -14,6 +14,9 @@ import typing
 SELECTION_MODES = ("sample", "greedy")
 LOG_PROB_MODES = ("sequential", "sum")
 REGION_SAMPLING_MODES = ("auto", "crop", "resample")
+# What the backbone does to the [-1, 1] pixels it is given (see
+# `TNetConfig.input_normalization`).
+INPUT_NORMALIZATIONS = ("backbone", "none")
 
 
 def _as_pair(value, name):
@@ -63,7 +66,19 @@ class TNetConfig(_ConfigMixin):
             `tnet_tf.backbones.backbone_names()` (e.g. `"bagnet77"`,
             `"efficientnet_b0"`) or `"keras.applications.<ClassName>"`.
         backbone_weights: local path of pretrained backbone weights; `None`
-            builds random weights (nothing is ever downloaded).
+            builds random weights (nothing is ever downloaded). A weights
+            file (`keras.applications` `*_notop.h5`, or saved with
+            `save_weights`), or for EfficientNets the prefix of a TF-TPU
+            EfficientNet checkpoint (its `/ExponentialMovingAverage`
+            variables, as the release restored them).
+        input_normalization: what the backbone does to the [-1, 1] pixels
+            it is given. `"backbone"`: the backbone's own convention
+            (`keras.applications` EfficientNets apply the ImageNet mean and
+            standard deviation their pretrained weights expect; BagNet-77
+            and the tiny CNN take the pixels as they are). `"none"`: the
+            pixels go in unchanged, as in the release's EfficientNet, whose
+            trained checkpoints need it (`tnet_tf.release`). Part of the
+            backbone's structure, so no weight loading changes it.
         num_classes: number of output classes.
         image_size: `(height, width)` (or one int) of the input the model is
             built and profiled for. Any input at or above `base_resolution`
@@ -140,6 +155,7 @@ class TNetConfig(_ConfigMixin):
     name: str = "tnet"
     backbone: str = "bagnet77"
     backbone_weights: typing.Optional[str] = None
+    input_normalization: str = "backbone"
     num_classes: int = 1000
     image_size: typing.Any = (224, 224)
     base_resolution: int = 77
@@ -181,6 +197,7 @@ class TNetConfig(_ConfigMixin):
         set_("locations_per_level", tuple(self.locations_per_level))
         if self.tap_slice is not None:
             set_("tap_slice", tuple(self.tap_slice))
+        _check_input_normalization(self.input_normalization)
         _check(self.num_classes >= 1, "num_classes", self.num_classes)
         _check(self.base_resolution >= 1, "base_resolution", self.base_resolution)
         _check(self.grid_size >= 2, "grid_size", self.grid_size, "must be >= 2")
@@ -270,7 +287,10 @@ class BaselineConfig(_ConfigMixin):
     Args:
         name: model name.
         backbone: backbone name (see `TNetConfig.backbone`).
-        backbone_weights: local path of pretrained backbone weights or `None`.
+        backbone_weights: local path of pretrained backbone weights or `None`
+            (see `TNetConfig.backbone_weights`).
+        input_normalization: `"backbone"` or `"none"` (see
+            `TNetConfig.input_normalization`).
         num_classes: number of output classes.
         image_size: `(height, width)` (or one int) the model is profiled for;
             the network is fully convolutional and accepts any size.
@@ -285,6 +305,7 @@ class BaselineConfig(_ConfigMixin):
     name: str = "baseline"
     backbone: str = "bagnet77"
     backbone_weights: typing.Optional[str] = None
+    input_normalization: str = "backbone"
     num_classes: int = 1000
     image_size: typing.Any = (224, 224)
     dropout_rate: float = 0.0
@@ -298,6 +319,7 @@ class BaselineConfig(_ConfigMixin):
         object.__setattr__(
             self, "image_size", _as_pair(self.image_size, "image_size")
         )
+        _check_input_normalization(self.input_normalization)
         _check(self.num_classes >= 1, "num_classes", self.num_classes)
         for key in ("dropout_rate", "backbone_dropout_rate"):
             _check(0.0 <= getattr(self, key) < 1.0, key, getattr(self, key))
@@ -317,6 +339,15 @@ def validate_locations(locations_per_level, grid_size):
                 f"`locations_per_level[{level}]` = {count} is impossible: a "
                 f"{grid_size}x{grid_size} grid has {cells} cells."
             )
+
+
+def _check_input_normalization(value):
+    _check(
+        value in INPUT_NORMALIZATIONS,
+        "input_normalization",
+        value,
+        f"must be one of {INPUT_NORMALIZATIONS}",
+    )
 
 
 def _check(condition, key, value, message="is out of range"):

@@ -117,6 +117,7 @@ class TNet(fine_tuning.FineTuningModel):
             drop_connect_rate=config.drop_connect_rate,
             tap_layer=config.tap_layer,
             tap_slice=config.tap_slice,
+            input_normalization=config.input_normalization,
             name="feature_extractor",
         )
         family = self.feature_extractor.family

@@ -16,7 +16,8 @@ no default tap, so a grid needs an explicit tap layer and slice (see
 `tnet_tf.layers.FeatureExtractor`).
 
 Weights are never downloaded: `weights=None` starts from random
-initialization (with a logged warning), or pass a local weights file.
+initialization (with a logged warning), or pass a local weights file (for
+EfficientNets also a TF-TPU EfficientNet checkpoint).
 
 Reference: original_implementation_detail.md §2.
 """
@@ -29,6 +30,8 @@ import sys
 import keras
 from absl import logging
 
+from tnet_tf import checkpoints
+from tnet_tf import config as config_lib
 from tnet_tf.backbones import bagnet
 from tnet_tf.backbones import efficientnet
 from tnet_tf.backbones import tiny
@@ -45,7 +48,8 @@ class BackboneSpec:
 
     Attributes:
         model: functional `keras.Model`; input `(H, W, 3)` float pixels in
-            [-1, 1] (any conversion the underlying network needs is inside).
+            [-1, 1] (any conversion `input_normalization` asks for is
+            inside).
         feature_layer: name of the layer whose output `(batch, h, w, D)` is
             globally average-pooled into the feature vector `V`.
         tap_layer: name of the layer whose output is the spatial map `F`
@@ -76,6 +80,7 @@ def build_backbone(
     weights=None,
     dropout_rate=0.0,
     drop_connect_rate=None,
+    input_normalization="backbone",
 ):
     """Builds a backbone and returns its `BackboneSpec`.
 
@@ -91,13 +96,20 @@ def build_backbone(
         weights: `None` (random initialization, logged as a warning) or the
             path of a local weights file for `model.load_weights` (e.g. saved
             with `spec.model.save_weights(...)`, or a `keras.applications`
-            `*_notop.h5` file). Nothing is ever downloaded.
+            `*_notop.h5` file). EfficientNets also take the prefix of a
+            TF-TPU EfficientNet checkpoint (`efficientnet.load_tpu_checkpoint`).
+            Nothing is ever downloaded.
         dropout_rate: float in [0, 1), channel-wise dropout before pooling
             (BagNet-77: after part 6, the release's site; also `tiny_cnn` and
             generic backbones). EfficientNets have no such site and require 0.
         drop_connect_rate: `None` or float in [0, 1); EfficientNets only.
             Block `b` (1-based, of `N`) gets `drop_connect_rate * b / N`;
             `None` keeps the `keras.applications` default.
+        input_normalization: `"backbone"`: the network's own convention
+            (`keras.applications` models map [-1, 1] to what their
+            pretrained weights expect; BagNet-77 and `tiny_cnn` take the
+            pixels as they are). `"none"`: every network gets the [-1, 1]
+            pixels unchanged (the release's EfficientNet).
 
     Returns:
         A `BackboneSpec`.
@@ -105,7 +117,7 @@ def build_backbone(
     Raises:
         ValueError: unknown name, bad argument, unsupported grid, or weights
             that cannot be loaded into the model.
-        FileNotFoundError: `weights` names a file that does not exist.
+        FileNotFoundError: `weights` names no file or TF checkpoint.
 
     Example:
     >>> spec = build_backbone("bagnet77", input_shape=(77, 77, 3), grid_size=5)
@@ -131,6 +143,12 @@ def build_backbone(
     if drop_connect_rate is not None:
         _check_rate("drop_connect_rate", drop_connect_rate)
     _check_weights(weights)
+    if input_normalization not in config_lib.INPUT_NORMALIZATIONS:
+        raise ValueError(
+            f"`input_normalization` must be one of "
+            f"{config_lib.INPUT_NORMALIZATIONS}. "
+            f"Received: input_normalization={input_normalization!r}"
+        )
 
     if isinstance(name, str) and name.startswith(GENERIC_PREFIX):
         builder = _build_keras_application
@@ -146,6 +164,7 @@ def build_backbone(
         weights=weights,
         dropout_rate=dropout_rate,
         drop_connect_rate=drop_connect_rate,
+        input_normalization=input_normalization,
     )
     if spec.tap_layer is not None:
         check_tap(spec, grid_size, name)
@@ -217,12 +236,20 @@ def check_tap_slice(tap_slice):
 
 # ---------------------------------------------------------------------------
 # Registered builders. Each takes the validated arguments of `build_backbone`
-# and returns a `BackboneSpec` with its weights loaded.
+# and returns a `BackboneSpec` with its weights loaded. BagNet-77 and the
+# tiny CNN take [-1, 1] pixels as they are under either input_normalization.
 
 
 @BACKBONES.register("bagnet77")
 def _build_bagnet77(
-    name, *, input_shape, grid_size, weights, dropout_rate, drop_connect_rate
+    name,
+    *,
+    input_shape,
+    grid_size,
+    weights,
+    dropout_rate,
+    drop_connect_rate,
+    input_normalization,
 ):
     _reject_drop_connect(name, drop_connect_rate)
     taps = {n: (bagnet.TAP_LAYER, s) for n, s in bagnet.TAP_SLICES.items()}
@@ -239,7 +266,14 @@ def _build_bagnet77(
 
 
 def _build_efficientnet(
-    name, *, input_shape, grid_size, weights, dropout_rate, drop_connect_rate
+    name,
+    *,
+    input_shape,
+    grid_size,
+    weights,
+    dropout_rate,
+    drop_connect_rate,
+    input_normalization,
 ):
     if dropout_rate:
         raise ValueError(
@@ -249,12 +283,32 @@ def _build_efficientnet(
             f"Received: dropout_rate={dropout_rate}"
         )
     tap_layer, tap_slice = _default_tap(name, grid_size, efficientnet.TAPS[name])
-    model = efficientnet.efficientnet(
-        name, input_shape, drop_connect_rate=drop_connect_rate
-    )
-    _load_weights(model, weights, name)
-    # Loaded files may hold other normalization statistics (see the function).
-    efficientnet.set_imagenet_normalization(model)
+
+    def build(normalization):
+        return efficientnet.efficientnet(
+            name,
+            input_shape,
+            drop_connect_rate=drop_connect_rate,
+            input_normalization=normalization,
+        )
+
+    model = build(input_normalization)
+    if weights is not None and checkpoints.is_tf_checkpoint(weights):
+        efficientnet.load_tpu_checkpoint(model, weights, name)
+    elif input_normalization == "none" and _is_whole_model_h5(weights):
+        # keras.applications files hold the input Normalization layer this
+        # model lacks: load into the full model, copy the rest by name.
+        full = build("backbone")
+        _load_weights(full, weights, name)
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(full.get_layer(layer.name).get_weights())
+    else:
+        _load_weights(model, weights, name)
+    if input_normalization == "backbone":
+        # Loaded files may hold other normalization statistics (see the
+        # function).
+        efficientnet.set_imagenet_normalization(model)
     return BackboneSpec(
         model=model,
         feature_layer=efficientnet.FEATURE_LAYER,
@@ -271,7 +325,14 @@ del _variant
 
 @BACKBONES.register("tiny_cnn")
 def _build_tiny_cnn(
-    name, *, input_shape, grid_size, weights, dropout_rate, drop_connect_rate
+    name,
+    *,
+    input_shape,
+    grid_size,
+    weights,
+    dropout_rate,
+    drop_connect_rate,
+    input_normalization,
 ):
     _reject_drop_connect(name, drop_connect_rate)
     taps = {}
@@ -328,7 +389,14 @@ class _ApplicationPreprocessing(keras.layers.Layer):
 
 
 def _build_keras_application(
-    name, *, input_shape, grid_size, weights, dropout_rate, drop_connect_rate
+    name,
+    *,
+    input_shape,
+    grid_size,
+    weights,
+    dropout_rate,
+    drop_connect_rate,
+    input_normalization,
 ):
     _reject_drop_connect(name, drop_connect_rate)
     class_name = name[len(GENERIC_PREFIX) :]
@@ -339,7 +407,11 @@ def _build_keras_application(
             f"class '{class_name}' (e.g. 'keras.applications.MobileNetV2')."
         )
     inputs = keras.Input(shape=input_shape, name="images")
-    pixels = _ApplicationPreprocessing(class_name, name="preprocessing")(inputs)
+    pixels = inputs
+    if input_normalization == "backbone":
+        pixels = _ApplicationPreprocessing(class_name, name="preprocessing")(
+            inputs
+        )
     model = application(
         include_top=False,
         weights=None,
@@ -415,8 +487,18 @@ def _check_weights(weights):
             "Pass the path of a local weights file (e.g. a keras.applications "
             "'*_notop.h5' file), or None for random initialization."
         )
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(f"Backbone weights file not found: '{weights}'.")
+    if not (os.path.isfile(weights) or checkpoints.is_tf_checkpoint(weights)):
+        raise FileNotFoundError(
+            f"Backbone weights not found: '{os.fspath(weights)}' is neither a "
+            "file nor a TensorFlow checkpoint prefix."
+        )
+
+
+def _is_whole_model_h5(weights):
+    """A legacy whole-model `.h5` file (keras.applications' format), loaded
+    layer by layer in order, unlike Keras 3 `.weights.h5` files."""
+    path = os.fspath(weights or "")
+    return path.endswith((".h5", ".hdf5")) and not path.endswith(".weights.h5")
 
 
 def _reject_drop_connect(name, drop_connect_rate):

@@ -56,6 +56,9 @@ class FeatureExtractor(keras.layers.Layer):
         tap_slice: `(start, stop, step)` or `None`, overrides the slice applied
             to both spatial axes of the tap (with `tap_layer` alone: the whole
             map).
+        input_normalization: `"backbone"` (the backbone's own input
+            convention) or `"none"` (pixels go in unchanged, the release's
+            EfficientNet); see `tnet_tf.backbones.build_backbone`.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
 
     Call arguments:
@@ -88,6 +91,7 @@ class FeatureExtractor(keras.layers.Layer):
         drop_connect_rate=None,
         tap_layer=None,
         tap_slice=None,
+        input_normalization="backbone",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -98,6 +102,7 @@ class FeatureExtractor(keras.layers.Layer):
         self.dropout_rate = dropout_rate
         self.drop_connect_rate = drop_connect_rate
         self.tap_layer = tap_layer
+        self.input_normalization = input_normalization
         self.tap_slice = None if tap_slice is None else check_tap_slice(tap_slice)
 
         if grid_size is not None and not _is_positive_int(grid_size):
@@ -133,6 +138,7 @@ class FeatureExtractor(keras.layers.Layer):
             weights=weights,
             dropout_rate=dropout_rate,
             drop_connect_rate=drop_connect_rate,
+            input_normalization=input_normalization,
         )
         if tap_layer is not None:
             spec = dataclasses.replace(
@@ -245,6 +251,7 @@ class FeatureExtractor(keras.layers.Layer):
                 "drop_connect_rate": self.drop_connect_rate,
                 "tap_layer": self.tap_layer,
                 "tap_slice": None if self.tap_slice is None else list(self.tap_slice),
+                "input_normalization": self.input_normalization,
             }
         )
         return config
