@@ -1,9 +1,12 @@
 """What surrounds `model.fit`: learning-rate schedules, callbacks, resuming.
 
 `fit` trains a `TNet` in a working directory with the callbacks of
-`make_callbacks`: a `ResumableBackupAndRestore` (a killed run resumes at the
-same step and ends with the weights of an uninterrupted one), the best
+`make_callbacks`: a `ResumableBackupAndRestore` (backups every
+`DEFAULT_BACKUP_STEPS` steps and at epoch ends; a killed run resumes at the
+backed-up step and ends with the weights of an uninterrupted one), the best
 checkpoint, and TensorBoard logs with `AttentionImagesCallback` images.
+`TrainingBackup` is the backup format, shared with
+`distributed.train_loop`.
 """
 
 import dataclasses
@@ -59,10 +62,11 @@ def seed_variables(model):
 # === Backup and resume ===
 
 BACKUP_FOLDER = "backup"  # inside a run's workdir (WORKSPACE.md)
-# Training steps between backups. A backup writes the weights and both
-# optimizers' slots (three copies of the weights with Adam), so backing up
-# every step would cost a large model more than it trains; 500 steps are
-# minutes of work on the release's GPUs.
+# Training steps between backups. A backup writes the weights and the
+# optimizers' slots (three copies of the weights with Adam): 67 MB in 0.9 s
+# for cub_tnet_b0 on a 2-core CPU. Every 500 steps that stays under 1% of
+# the training time for steps of 0.2 s or more, and a kill loses at most
+# 500 steps.
 DEFAULT_BACKUP_STEPS = 500
 # Where the training input given to a resumed run starts:
 # - "epoch": every epoch starts the input again (a finite dataset that
