@@ -8,6 +8,7 @@ one function of `tnet_tf.experiment`:
 - `profile`: params, multiply-adds, ms/image, peak memory per setting.
 - `export`: SavedModel + `.keras` from a checkpoint.
 - `predict`: one image -> top-5 classes + a PNG of the attended boxes.
+- `convert_release`: one of the authors' released checkpoints -> `.keras`.
 - `visualize`: attention grid and CSV of a split; accuracy-vs-FLOPs plot.
 
 Common flags are declared once in `experiments.flags`. Importing any of

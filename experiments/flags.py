@@ -54,7 +54,8 @@ CHECKPOINT = flags.DEFINE_string(
     "checkpoint",
     None,
     "A .keras checkpoint (default: <workdir>/checkpoints/final.keras); "
-    "predict also takes an exported SavedModel folder.",
+    "predict also takes an exported SavedModel folder; convert_release "
+    "takes the release's tf.train.Checkpoint (prefix or folder).",
 )
 LOCATIONS = flags.DEFINE_multi_string(
     "locations",
