@@ -42,6 +42,17 @@ def is_tf_checkpoint(path):
     return os.path.isdir(path) and tf.train.latest_checkpoint(path) is not None
 
 
+def check_exists(path):
+    """`path` as a string; `FileNotFoundError` unless `is_tf_checkpoint`."""
+    path = os.fspath(path)
+    if not is_tf_checkpoint(path):
+        raise FileNotFoundError(
+            f"No TensorFlow checkpoint at '{path}' (expected the prefix of "
+            f"'{path}.index' and its data files, or a folder holding them)."
+        )
+    return path
+
+
 def load_variables(
     path, mapping, *, description, name_of=None, allow_unexpected=False
 ):
@@ -63,12 +74,7 @@ def load_variables(
             checkpoint name `mapping` lacks (unless allowed) and every shape
             mismatch.
     """
-    path = os.fspath(path)
-    if not is_tf_checkpoint(path):
-        raise FileNotFoundError(
-            f"No TensorFlow checkpoint at '{path}' (expected the prefix of "
-            f"'{path}.index' and its data files, or a folder holding them)."
-        )
+    path = check_exists(path)
     reader = tf.train.load_checkpoint(path)
     shapes = reader.get_variable_to_shape_map()
     name_of = name_of or (lambda key: key)

@@ -115,6 +115,7 @@ def load_release_checkpoint(model, path):
         ValueError: naming every model variable the checkpoint lacks, every
             checkpoint variable the model lacks and every shape mismatch.
     """
+    checkpoints.check_exists(path)  # before a model is built
     if isinstance(model, str):
         model = presets.get(model)
     config = model if isinstance(model, (TNetConfig, BaselineConfig)) else model.config
