@@ -12,7 +12,10 @@ Example:
 ...     model = tnet_tf.TNet(config)
 ...     model.compile(optimizer=keras.optimizers.SGD(0.1))
 >>> history = train_loop(model, dataset, strategy=strategy, steps=100,
-...                      global_batch_size=64)
+...                      global_batch_size=64, backup_dir="runs/x/backup")
+
+Run again after a kill (all workers), the same call resumes from the
+backup; see `train_loop`.
 """
 
 import itertools
