@@ -19,7 +19,8 @@ epoch end; re-running the same command after a kill resumes from the last
 backup, with the input at the same batch, and ends with the weights of an
 uninterrupted run (restart every worker of a multi-worker run).
 --deterministic_ops (default off) also makes the kernels deterministic
-(`tf.config.experimental.enable_op_determinism`), for GPUs; it is slower.
+(`tf.config.experimental.enable_op_determinism`), for GPUs; seeded CPU runs
+repeat without it.
 A recipe with `restore_from` (fMoW stage 2) starts from that recipe's
 final checkpoint in the sibling folder, runs/<restore_from>/, or from the
 `.keras` file given by --override=restore_from=<path>.
@@ -50,8 +51,8 @@ BACKUP_STEPS = flags.DEFINE_integer(
 DETERMINISTIC_OPS = flags.DEFINE_bool(
     "deterministic_ops",
     False,
-    "Deterministic kernels (tf.config.experimental.enable_op_determinism): "
-    "for identical GPU runs; slower. Seeded CPU runs repeat without it.",
+    "Deterministic kernels (tf.config.experimental.enable_op_determinism), "
+    "for identical GPU runs; seeded CPU runs repeat without it.",
 )
 
 
