@@ -1,12 +1,12 @@
 """One worker of the two-process MultiWorkerMirroredStrategy test.
 
 Run by `tests/test_distributed.py` as
-`python -m tests.multiworker_worker INITIAL.npz OUTPUT.npz [BACKUP_DIR]`
+`python -m tests.multiworker_worker INITIAL.npz OUTPUT.npz BACKUP_DIR`
 with `TF_CONFIG` set: it builds the shared test model under the strategy,
-loads the initial weights, trains with `tnet_tf.distributed.train_loop` and
-saves the final weights. With BACKUP_DIR it trains `RESUME_EPOCHS` epochs
-of `RESUME_STEPS` steps instead, backing up into that folder after every
-step, and a second start with the same folder resumes from the backup. The test imports `build_model` and `make_data` from here so that the
+loads the initial weights, trains `MULTI_WORKER_EPOCHS` epochs of
+`MULTI_WORKER_STEPS` steps with `tnet_tf.distributed.train_loop`, backing
+up into BACKUP_DIR after every step, and saves the final weights. A second
+start with the same BACKUP_DIR after a kill resumes from the backup. The test imports `build_model` and `make_data` from here so that the
 single-device reference is the same model on the same data.
 """
 
@@ -24,11 +24,11 @@ from tnet_tf import distributed  # noqa: E402
 from tnet_tf import presets  # noqa: E402
 
 GLOBAL_BATCH = 8
-STEPS = 3
+STEPS = 3  # of the single-process tests
 IMAGE_SIZE = 64
-# The resume test's run: long enough epochs to be killed mid-epoch.
-RESUME_EPOCHS = 2
-RESUME_STEPS = 4
+# Two epochs, long enough for the resume test to kill the workers mid-epoch.
+MULTI_WORKER_EPOCHS = 2
+MULTI_WORKER_STEPS = 4
 
 
 def build_model():
@@ -95,26 +95,23 @@ def make_data(steps=STEPS):
     return images.astype("float32"), labels.astype("int32")
 
 
-def main(initial_path, output_path, backup_dir=None):
+def main(initial_path, output_path, backup_dir):
     strategy = distributed.make_strategy("multi_worker")
     # One replica per worker: a worker that failed to join would show here.
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model()
     model.set_weights(load_state(initial_path)[0])
-    steps, epochs = (
-        (STEPS, 1) if backup_dir is None else (RESUME_STEPS, RESUME_EPOCHS)
-    )
-    images, labels = make_data(steps)
+    images, labels = make_data(MULTI_WORKER_STEPS)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
         GLOBAL_BATCH, drop_remainder=True
     )
     distributed.train_loop(
         model,
-        dataset.repeat(epochs),
+        dataset.repeat(MULTI_WORKER_EPOCHS),
         strategy=strategy,
-        steps=steps,
-        epochs=epochs,
+        steps=MULTI_WORKER_STEPS,
+        epochs=MULTI_WORKER_EPOCHS,
         global_batch_size=GLOBAL_BATCH,
         verbose=2,
         backup_dir=backup_dir,

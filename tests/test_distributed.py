@@ -1,8 +1,10 @@
 """Distributed training equals single-device training, weight for weight.
 
 MirroredStrategy runs on the two logical CPUs of conftest; the multi-worker
-test starts two worker processes on 127.0.0.1. The model, the data and how
-batch normalization is kept comparable are in `tests/multiworker_worker.py`.
+tests start two worker processes on 127.0.0.1, once uninterrupted and once
+killed with SIGKILL mid-epoch and restarted, which must end with exactly the
+uninterrupted run's state. The model, the data and how batch normalization
+is kept comparable are in `tests/multiworker_worker.py`.
 """
 
 import json
@@ -176,7 +178,7 @@ def _free_ports(count):
             sock.close()
 
 
-def _start_worker(index, cluster, tmp_path, log, output, backup_dir=None):
+def _start_worker(index, cluster, directory, log, output, backup_dir):
     tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
     inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     python_path = [str(REPO)] + [path for path in inherited if path]
@@ -192,10 +194,10 @@ def _start_worker(index, cluster, tmp_path, log, output, backup_dir=None):
             sys.executable,
             "-m",
             "tests.multiworker_worker",
-            str(tmp_path / "initial.npz"),
+            str(directory / "initial.npz"),
             str(output),
-        ]
-        + ([] if backup_dir is None else [str(backup_dir)]),
+            str(backup_dir),
+        ],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -205,10 +207,12 @@ def _start_worker(index, cluster, tmp_path, log, output, backup_dir=None):
 
 class _Workers:
     """Two worker processes of `tests.multiworker_worker` on 127.0.0.1,
-    writing `<name><index>.npz` and `<name><index>.log` in `tmp_path`."""
+    backing up into `<directory>/backup` and writing `<name><index>.npz`
+    and `<name><index>.log` in `directory`."""
 
-    def __init__(self, tmp_path, name, backup_dir=None):
-        self.tmp_path, self.name = tmp_path, name
+    def __init__(self, directory, name):
+        self.directory, self.name = directory, name
+        self.backup_dir = directory / training.BACKUP_FOLDER
         cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
         self.processes, self.logs = [], []
         self.deadline = time.monotonic() + WORKER_TIMEOUT_S
@@ -217,18 +221,22 @@ class _Workers:
             self.processes.append(_start_worker(
                 index,
                 cluster,
-                tmp_path,
+                directory,
                 self.logs[-1],
                 self._path(index, "npz"),
-                backup_dir,
+                self.backup_dir,
             ))
 
     def _path(self, index, suffix):
-        return self.tmp_path / f"{self.name}{index}.{suffix}"
+        return self.directory / f"{self.name}{index}.{suffix}"
 
-    def wait(self):
-        """The exit codes (None for a worker that timed out), once no
-        worker runs any more."""
+    def position(self):
+        """The `TrainingPosition` of their backup."""
+        return training.backup_position(str(self.directory))
+
+    def finish(self):
+        """Waits for both workers, asserts they succeeded, and returns
+        `[(weights, optimizer_state)]` saved by each."""
         codes = [None, None]
         try:
             for index, process in enumerate(self.processes):
@@ -239,7 +247,10 @@ class _Workers:
                     break
         finally:
             self.kill()
-        return codes
+        assert codes == [0, 0], self.outputs(codes)
+        return [
+            worker.load_state(self._path(index, "npz")) for index in range(2)
+        ]
 
     def kill(self):
         """SIGKILL for the workers still running, as on a preemption."""
@@ -257,55 +268,68 @@ class _Workers:
             for index, code in enumerate(codes)
         )
 
-    def states(self):
-        """`[(weights, optimizer_state)]` saved by each worker."""
-        return [
-            worker.load_state(self._path(index, "npz")) for index in range(2)
-        ]
+
+@pytest.fixture(scope="module")
+def multi_worker_run(tmp_path_factory, reference):
+    """The states of an uninterrupted two-worker run, and of the same
+    training on one device."""
+    directory = tmp_path_factory.mktemp("multi_worker")
+    worker.save_state(directory / "initial.npz", reference["initial"])
+    workers = _Workers(directory, "uninterrupted")
+    single = worker.build_model()
+    single.set_weights(reference["initial"])
+    images, labels = worker.make_data(worker.MULTI_WORKER_STEPS)
+    single.fit(
+        images,
+        labels,
+        batch_size=worker.GLOBAL_BATCH,
+        epochs=worker.MULTI_WORKER_EPOCHS,
+        shuffle=False,
+        verbose=0,
+    )
+    return {
+        "directory": directory,
+        "workers": workers.finish(),
+        "single_device": worker.training_state(single),
+        "backup_left": workers.backup_dir.exists(),
+    }
 
 
-def test_multi_worker_matches_single_device(tmp_path, reference):
-    worker.save_state(tmp_path / "initial.npz", reference["initial"])
-    workers = _Workers(tmp_path, "worker")
-    codes = workers.wait()
-    assert codes == [0, 0], workers.outputs(codes)
-    (first, first_slots), (second, second_slots) = workers.states()
+def test_multi_worker_matches_single_device(multi_worker_run, reference):
+    (first, first_slots), (second, second_slots) = multi_worker_run["workers"]
+    weights, slots = multi_worker_run["single_device"]
     names = reference["names"]
     _assert_same(second, first, names)
     _assert_same_optimizer_state(second_slots, first_slots)
-    _assert_same(first, reference["weights"], names)
-    _assert_same_optimizer_state(first_slots, reference["optimizer_state"])
+    _assert_same(first, weights, names)
+    _assert_same_optimizer_state(first_slots, slots)
+    assert not multi_worker_run["backup_left"]  # deleted by the chief
 
 
 def test_killed_multi_worker_run_resumes_to_the_uninterrupted_state(
-    tmp_path, reference
+    multi_worker_run, tmp_path
 ):
-    worker.save_state(tmp_path / "initial.npz", reference["initial"])
-    steps = worker.RESUME_STEPS
+    (tmp_path / "initial.npz").symlink_to(
+        multi_worker_run["directory"] / "initial.npz"
+    )
+    steps = worker.MULTI_WORKER_STEPS
     # Both workers are killed once the backup after this many steps exists:
     # step 1 of either epoch, so the kill lands mid-epoch.
     target = random.choice([1, steps + 1])
-    backup_dir = tmp_path / training.BACKUP_FOLDER  # backup_position reads
-    uninterrupted = _Workers(tmp_path, "uninterrupted", tmp_path / "u_backup")
-    killed = _Workers(tmp_path, "killed", backup_dir)
+    killed = _Workers(tmp_path, "killed")
     try:
-        while training.backup_position(str(tmp_path)).batches < target:
+        while killed.position().batches < target:
             codes = [process.poll() for process in killed.processes]
             assert codes == [None, None], killed.outputs(codes)
             assert time.monotonic() < killed.deadline, "no backup came"
             time.sleep(0.01)
     finally:
         killed.kill()
-    position = training.backup_position(str(tmp_path))
+    position = killed.position()
     assert 0 < position.step < steps, (target, position)
-    codes = uninterrupted.wait()
-    assert codes == [0, 0], uninterrupted.outputs(codes)
-    resumed = _Workers(tmp_path, "resumed", backup_dir)
-    codes = resumed.wait()
-    assert codes == [0, 0], resumed.outputs(codes)
-    assert not backup_dir.exists()  # deleted by the chief at the end
-    (expected, expected_slots), _ = uninterrupted.states()
-    for weights, slots in resumed.states():
+    resumed = _Workers(tmp_path, "resumed").finish()
+    (expected, expected_slots), _ = multi_worker_run["workers"]
+    for weights, slots in resumed:
         assert len(weights) == len(expected)
         for got, want in zip(weights, expected):
             np.testing.assert_array_equal(got, want)
@@ -316,7 +340,7 @@ def test_killed_multi_worker_run_resumes_to_the_uninterrupted_state(
         value for name, value in expected_slots.items() if "iteration" in name
     ]
     assert iterations and all(
-        value == worker.RESUME_EPOCHS * steps for value in iterations
+        value == worker.MULTI_WORKER_EPOCHS * steps for value in iterations
     ), iterations
 
 
