@@ -210,12 +210,19 @@ def main(argv=None):
     result = agreement(model, images, io)
     print(f"Release checkpoint: {checkpoint}")
     print(f"Converted model:    {output}")
-    print(f"logits, max |diff| / max |logit|:      {result['logits_relative']:.2e}")
-    print(f"attended cells, same under each parent: {result['cells_equal']}")
-    print(f"location probabilities, max |diff|:    {result['location_probs_absolute']:.2e}")
-    print(
-        f"level-1 features, max |diff| / max:    {result['level1_features_relative']:.2e}"
-    )
+    for label, value in (
+        ("logits, max |diff| / max |logit|", f"{result['logits_relative']:.2e}"),
+        ("attended cells, same under each parent", result["cells_equal"]),
+        (
+            "location probabilities, max |diff|",
+            f"{result['location_probs_absolute']:.2e}",
+        ),
+        (
+            "level-1 features, max |diff| / max",
+            f"{result['level1_features_relative']:.2e}",
+        ),
+    ):
+        print(f"{label + ':':<40}{value}")
 
 
 if __name__ == "__main__":

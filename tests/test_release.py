@@ -129,7 +129,10 @@ def test_unnormalised_efficientnet_gets_the_pixels_unchanged():
     np.testing.assert_array_equal(_numpy(stem_input(images)), images)
     # The default keeps keras.applications' ImageNet normalisation.
     default = backbones.build_backbone("efficientnet_b0", input_shape=(64, 64, 3))
-    assert any(isinstance(layer, keras.layers.Normalization) for layer in default.model.layers)
+    assert any(
+        isinstance(layer, keras.layers.Normalization)
+        for layer in default.model.layers
+    )
 
 
 def test_unnormalised_baseline_round_trips_through_keras_file(tmp_path):
@@ -274,8 +277,8 @@ def test_every_released_checkpoint_loads_every_variable(manifest, tmp_path):
         {**entry, "key": release_agreement.checkpoint_key(entry["key"])}
         for entry in entries
     ] + [
-        {"key": "iter/.ATTRIBUTES/VARIABLE_VALUE", "shape": [], "dtype": "int64"},
-        {"key": "save_counter/.ATTRIBUTES/VARIABLE_VALUE", "shape": [], "dtype": "int64"},
+        {"key": f"{counter}/.ATTRIBUTES/VARIABLE_VALUE", "shape": [], "dtype": "int64"}
+        for counter in ("iter", "save_counter")
     ]
     prefix = str(tmp_path / "ckpt-1")
     release_agreement.write_release_checkpoint(
@@ -366,7 +369,11 @@ def test_corrupted_checkpoint_names_every_key_at_fault(tmp_path):
             values[entry["key"]] = np.zeros(entry["shape"], "float32")
         corrupted.append(entry)
     corrupted.append(
-        {"key": release_agreement.checkpoint_key(extra), "shape": [2], "dtype": "float32"}
+        {
+            "key": release_agreement.checkpoint_key(extra),
+            "shape": [2],
+            "dtype": "float32",
+        }
     )
     prefix = str(tmp_path / "ckpt-1")
     release_agreement.write_release_checkpoint(prefix, corrupted, values)

@@ -6,11 +6,14 @@ a caller gives the mapping from checkpoint names to the model's variables,
 and `load_variables` checks it against the checkpoint as a whole before it
 assigns anything, so a bad checkpoint leaves the model untouched and the
 error names every missing, mis-shaped and unexpected name at once.
+`layer_variables` names a Keras layer's weights as TF 1 / Keras 2 layers
+named theirs, which both kinds of checkpoint use.
 """
 
 import dataclasses
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -32,6 +35,33 @@ class Element:
     variable: object
     index: int
     shape: tuple
+
+
+def layer_variables(scope, layer):
+    """`{scope/weight: variable}` of a conv, depthwise conv, dense or BN
+    layer, with the weight names of TF 1 / Keras 2 layers, which the TF-TPU
+    checkpoints and the release use (`kernel`, `bias`, `depthwise_kernel`,
+    `gamma`, `beta`, `moving_mean`, `moving_variance`).
+
+    Args:
+        scope: the layer's scope in the checkpoint, e.g. `"stem/conv2d"`.
+        layer: a Keras `Conv2D`, `DepthwiseConv2D`, `Dense` or
+            `BatchNormalization`.
+    """
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return {
+            f"{scope}/gamma": layer.gamma,
+            f"{scope}/beta": layer.beta,
+            f"{scope}/moving_mean": layer.moving_mean,
+            f"{scope}/moving_variance": layer.moving_variance,
+        }
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        variables = {f"{scope}/depthwise_kernel": layer.kernel}
+    else:
+        variables = {f"{scope}/kernel": layer.kernel}
+    if layer.bias is not None:
+        variables[f"{scope}/bias"] = layer.bias
+    return variables
 
 
 def is_tf_checkpoint(path):

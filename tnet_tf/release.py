@@ -92,7 +92,9 @@ def release_recipe(recipe):
     return dataclasses.replace(
         recipe,
         model_overrides=recipe.model_overrides + edits,
-        loss_variant=RELEASE_LOSS_VARIANT if recipe.is_tnet else recipe.loss_variant,
+        loss_variant=(
+            RELEASE_LOSS_VARIANT if recipe.is_tnet else recipe.loss_variant
+        ),
     )
 
 
@@ -118,9 +120,9 @@ def load_release_checkpoint(model, path):
     checkpoints.check_exists(path)  # before a model is built
     if isinstance(model, str):
         model = presets.get(model)
-    config = model if isinstance(model, (TNetConfig, BaselineConfig)) else model.config
-    target = release_config(config)
-    if not isinstance(model, (TNet, BaselineClassifier)) or model.config != target:
+    is_model = isinstance(model, (TNet, BaselineClassifier))
+    target = release_config(model.config if is_model else model)
+    if not is_model or model.config != target:
         model_class = TNet if isinstance(target, TNetConfig) else BaselineClassifier
         # Every weight is loaded next.
         with backbones.loading_saved_weights():
@@ -177,7 +179,9 @@ def release_variables(model):
             f"The release has no '{extractor.backbone}' backbone; its models "
             f"use bagnet77 or {', '.join(efficientnet.APPLICATIONS)}."
         )
-    layers = {"feature_extraction/logits_layer/linear": model.classification_module.dense}
+    layers = {
+        "feature_extraction/logits_layer/linear": model.classification_module.dense
+    }
     if isinstance(model, TNet):
         layers["feature_posBurn/linear"] = model.positional_encoding.projection
         if model.feature_weighting is not None:
@@ -188,7 +192,7 @@ def release_variables(model):
         mapping.update(_location_variables(model.location_module))
         mapping["baseline_var"] = model.reward_baseline
     for scope, layer in layers.items():
-        mapping.update(efficientnet.layer_variables(scope, layer))
+        mapping.update(checkpoints.layer_variables(scope, layer))
     return mapping
 
 
@@ -199,14 +203,17 @@ def _bagnet_variables(backbone):
     for layer in backbone.layers:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
-        match = re.fullmatch(r"(part\d)_(?:(block\d+)_(?:conv(\d)|(shortcut))|conv)", layer.name)
+        match = re.fullmatch(
+            r"(part\d)_(?:(block\d+)_(?:conv(\d)|(shortcut))|conv)", layer.name
+        )
         part, block, index, shortcut = match.groups()
         if block is None:
             scope = part
         else:
-            scope = f"{part}_{block}/" + ("shortcut_comp" if shortcut else f"comp_{index}")
+            role = "shortcut_comp" if shortcut else f"comp_{index}"
+            scope = f"{part}_{block}/{role}"
         mapping.update(
-            efficientnet.layer_variables(f"feature_extraction/{scope}/conv2d", layer)
+            checkpoints.layer_variables(f"feature_extraction/{scope}/conv2d", layer)
         )
     return mapping
 
@@ -221,7 +228,7 @@ def _efficientnet_variables(backbone):
         ("top/batch_norm", "top_bn"),
     ):
         mapping.update(
-            efficientnet.layer_variables(
+            checkpoints.layer_variables(
                 f"feature_extraction/{scope}", backbone.get_layer(layer)
             )
         )
@@ -229,7 +236,7 @@ def _efficientnet_variables(backbone):
         block = f"feature_extraction/part{group + 1}_block{index + 1}"
         for role, layer in layers.items():
             scope = f"{block}/{_RELEASE_BLOCK_SCOPES[role]}"
-            mapping.update(efficientnet.layer_variables(scope, layer))
+            mapping.update(checkpoints.layer_variables(scope, layer))
     return mapping
 
 
@@ -248,7 +255,7 @@ def _location_variables(module):
     layers["output_linear"] = module.output_conv
     mapping = {}
     for scope, layer in layers.items():
-        mapping.update(efficientnet.layer_variables(f"{root}/{scope}", layer))
+        mapping.update(checkpoints.layer_variables(f"{root}/{scope}", layer))
     # The release's Dense(1) per coordinate channel (rows, then columns) is
     # one element of TNet's (2,) coordinate kernel and bias.
     for index, axis in enumerate(("height", "width")):
@@ -269,7 +276,9 @@ def _release_name(key):
         return None
     # tf.train.Checkpoint escapes "/" in an object name as ".S", "." as "..".
     name = re.sub(
-        r"\.(.)", lambda m: "/" if m.group(1) == "S" else m.group(1), key[: -len(_VALUE_SUFFIX)]
+        r"\.(.)",
+        lambda match: "/" if match.group(1) == "S" else match.group(1),
+        key[: -len(_VALUE_SUFFIX)],
     )
     if name in _COUNTERS or name.startswith("optimizer/"):
         return None

@@ -158,33 +158,6 @@ def block_layers(model):
     return blocks
 
 
-def layer_variables(scope, layer):
-    """`{scope/weight: variable}` of a conv, depthwise conv, dense or BN
-    layer, with the weight names of TF 1 / Keras 2 layers, which the TF-TPU
-    checkpoints and the release use (`kernel`, `bias`, `depthwise_kernel`,
-    `gamma`, `beta`, `moving_mean`, `moving_variance`).
-
-    Args:
-        scope: the layer's scope in the checkpoint, e.g. `"stem/conv2d"`.
-        layer: a Keras `Conv2D`, `DepthwiseConv2D`, `Dense` or
-            `BatchNormalization`.
-    """
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return {
-            f"{scope}/gamma": layer.gamma,
-            f"{scope}/beta": layer.beta,
-            f"{scope}/moving_mean": layer.moving_mean,
-            f"{scope}/moving_variance": layer.moving_variance,
-        }
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        variables = {f"{scope}/depthwise_kernel": layer.kernel}
-    else:
-        variables = {f"{scope}/kernel": layer.kernel}
-    if layer.bias is not None:
-        variables[f"{scope}/bias"] = layer.bias
-    return variables
-
-
 def tpu_checkpoint_variables(model, scope):
     """`{checkpoint name: variable}` of a TF-TPU EfficientNet checkpoint.
 
@@ -215,7 +188,9 @@ def tpu_checkpoint_variables(model, scope):
                 )
                 name = kind + (f"_{counts[kind]}" if counts[kind] else "")
                 counts[kind] += 1
-            variables.update(layer_variables(f"{prefix}/{name}", layer))
+            variables.update(
+                checkpoints.layer_variables(f"{prefix}/{name}", layer)
+            )
         return variables
 
     variables = names(
