@@ -272,14 +272,20 @@ def test_every_released_checkpoint_loads_every_variable(manifest, tmp_path):
         entry["key"]: rng.normal(size=entry["shape"]).astype("float32")
         for entry in entries
     }
-    # The checkpoint as train.py writes it: model keys, a step, a counter.
+    # The checkpoint as train.py writes it under TF 2.4: the model keys, the
+    # Adam slots and step, the checkpoint's counter.
     listed = [
         {**entry, "key": release_agreement.checkpoint_key(entry["key"])}
         for entry in entries
-    ] + [
-        {"key": f"{counter}/.ATTRIBUTES/VARIABLE_VALUE", "shape": [], "dtype": "int64"}
-        for counter in ("iter", "save_counter")
     ]
+    slot = listed[0]["key"].replace(
+        release_agreement.VALUE_SUFFIX,
+        "/.OPTIMIZER_SLOT/optimizer/m" + release_agreement.VALUE_SUFFIX,
+    )
+    listed.append({**listed[0], "key": slot})
+    for counter in ("optimizer/iter", "save_counter"):
+        key = counter + release_agreement.VALUE_SUFFIX
+        listed.append({"key": key, "shape": [], "dtype": "int64"})
     prefix = str(tmp_path / "ckpt-1")
     release_agreement.write_release_checkpoint(
         prefix,

@@ -6,12 +6,15 @@ Public API:
 - `presets`: the paper's models by name (`presets.get`, `presets.build`).
 - `recipes`: the paper's experiments (preset + data + schedule) by name.
 - `profiling`: parameters and multiply-adds per image.
+- `release`: the authors' released checkpoints and the release's behaviour
+  (`release.release_config`, `release.load_release_checkpoint`).
 - `geometry`, `sampling`: grid cells and cell selection.
 """
 
 from tnet_tf import geometry
 from tnet_tf import presets
 from tnet_tf import recipes
+from tnet_tf import release
 from tnet_tf import sampling
 from tnet_tf.baselines import BaselineClassifier
 from tnet_tf.config import BaselineConfig
