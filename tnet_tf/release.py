@@ -30,7 +30,7 @@ import keras
 from tnet_tf import backbones
 from tnet_tf import checkpoints
 from tnet_tf import presets
-from tnet_tf import recipes as recipes_lib
+from tnet_tf import recipes
 from tnet_tf.backbones import efficientnet
 from tnet_tf.baselines import BaselineClassifier
 from tnet_tf.config import BaselineConfig
@@ -73,7 +73,9 @@ def release_config(config):
     if isinstance(config, TNetConfig):
         return config.replace(**RELEASE_SETTINGS)
     if isinstance(config, BaselineConfig):
-        return config.replace(input_normalization="none")
+        return config.replace(
+            input_normalization=RELEASE_SETTINGS["input_normalization"]
+        )
     raise ValueError(f"Not a model config: {config!r}")
 
 
@@ -81,7 +83,7 @@ def release_recipe(recipe):
     """A recipe (name or `ExperimentConfig`) that trains like the release:
     its model gets `release_config`, a TNet also the release's loss."""
     if isinstance(recipe, str):
-        recipe = recipes_lib.get(recipe)
+        recipe = recipes.get(recipe)
     model = recipe.model_config()
     target = release_config(model)
     edits = tuple(
