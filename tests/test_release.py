@@ -216,17 +216,9 @@ def test_tpu_checkpoint_initialises_the_backbone(tmp_path):
     prefix = str(tmp_path / "efficientnet-b0" / "model.ckpt")
     _write_checkpoint(prefix, tensors)
 
-    config = TNetConfig(
-        backbone="efficientnet_b0",
-        backbone_weights=prefix,
-        num_classes=3,
-        image_size=448,
-        base_resolution=224,
-        grid_size=3,
-        cell_fraction=0.5,
-        locations_per_level=(1,),
-        positional_encoding_divisor=4,
-        input_normalization="none",
+    # As a user starts the release's fine-tuning: the weights in the config.
+    config = release.release_config(
+        presets.get("cub_tnet_b0").replace(backbone_weights=prefix)
     )
     backbone = TNet(config).feature_extractor.backbone_model
     for layer in backbone.layers:
