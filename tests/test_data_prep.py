@@ -296,3 +296,53 @@ def test_records_read_through_the_pipeline(tmp_path):
     # CUB stores labels 1..200; the pipeline subtracts the offset.
     expected = [r.label - 1 for r in fake.records["train"].values()]
     assert sorted(labels) == sorted(expected)
+
+
+BAD_INPUTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+    "shared", "reference", "bad_inputs",
+)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(BAD_INPUTS), reason="shared/reference/bad_inputs absent"
+)
+def test_converter_finishes_on_the_jpeg_that_hung_the_decoder(tmp_path):
+    """The truncated JPEG that made libjpeg's recovery spin forever.
+
+    Placed in a CUB folder, `python -m data_prep.birds` must finish (well
+    within the timeout; it hung for 10+ minutes before) and account for it
+    as recovered, its missing rows in mid-grey.
+    """
+    import json
+    import shutil
+
+    fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "cub", broken=False)
+    name = sorted(fake.records["train"])[0]
+    victim = next(
+        os.path.join(folder, name)
+        for folder, _, files in os.walk(fake.root) if name in files
+    )
+    shutil.copyfile(
+        os.path.join(BAD_INPUTS, "truncated_hangs_decoder.jpg"), victim
+    )
+    output_dir = tmp_path / "records"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.run(
+        [
+            sys.executable, "-m", "data_prep.birds", f"--raw_dir={fake.root}",
+            f"--output_dir={output_dir}", "--dataset=cub",
+            "--train_shards=1", "--eval_shards=1",
+        ],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert process.returncode == 0, process.stderr[-2000:]
+    with open(output_dir / "conversion" / "train-report.json") as file:
+        report = json.load(file)
+    assert report["inputs"] == report["written"] + len(report["skipped"])
+    notes = dict(map(tuple, report["converted"]))
+    assert notes[victim].startswith("truncated JPEG recovered (1358 of 1400")
+    recovered = read_split(str(output_dir), "train")[name]
+    assert recovered["pixels"].shape == (1400, 1400, 3)
+    missing = recovered["pixels"][-16:].astype(int)  # past the data
+    assert np.abs(missing - 128).max() <= 2

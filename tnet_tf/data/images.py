@@ -23,6 +23,7 @@ JPEG_QUALITY = 100
 # at least this fraction of its rows decodes from data actually present.
 MIN_INTACT_FRACTION = 0.9
 _MCU_ROWS = 16
+_END_OF_IMAGE = b"\xff\xd9"
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -67,10 +68,11 @@ def _intact_rows(data, height, width):
     """How many leading rows of a damaged JPEG decode from real data.
 
     A strict decode that stops at the last row of a crop window does not
-    need the data below it, so a binary search over the window height finds
-    the last row backed by bytes in the file. The decoder reads up to one
-    MCU row (at most 16 pixels) ahead, for chroma upsampling and its bit
-    buffer, so that many rows are added back.
+    need the data below it, so a binary search over the window height
+    finds the last row backed by bytes in the file (about log2(height)
+    small decodes). The decoder reads up to one MCU row (at most 16 pixels)
+    ahead, for chroma upsampling and its bit buffer, so that many rows are
+    added back.
     """
     low, high = 0, height
     while low < high:
@@ -79,6 +81,30 @@ def _intact_rows(data, height, width):
         _, error = _try(tf.io.decode_and_crop_jpeg, data, window, channels=3)
         low, high = (rows, high) if not error else (low, rows - 1)
     return min(height, low + _MCU_ROWS) if low else 0
+
+
+def _recover_truncated(data, height, width, min_intact_fraction, error):
+    """Decodes a truncated JPEG whose rows are mostly present.
+
+    The file is closed with an end-of-image marker and decoded strictly:
+    libjpeg then fills the rows it has no data for with mid-grey, as its
+    truncation recovery would. That recovery itself
+    (`try_recover_truncated=True`) is never used: on some files it never
+    returns (`shared/reference/bad_inputs/truncated_hangs_decoder.jpg`).
+
+    Returns `(image or None, reason)`.
+    """
+    intact = _intact_rows(data, height, width)
+    if intact < min_intact_fraction * height:
+        reason = (
+            f"truncated or corrupt JPEG ({error}): only {intact} of {height} "
+            "rows decodable"
+        )
+        return None, reason
+    image, error = _try(tf.io.decode_jpeg, data + _END_OF_IMAGE, channels=3)
+    if error:
+        return None, f"corrupt JPEG: {error}"
+    return image, f"truncated JPEG recovered ({intact} of {height} rows intact)"
 
 
 def _reencode_jpeg(data, quality, min_intact_fraction):
@@ -93,23 +119,11 @@ def _reencode_jpeg(data, quality, min_intact_fraction):
         kind = {1: "grayscale", 4: "CMYK"}.get(channels, f"{channels}-channel")
         note = f"{kind} JPEG re-encoded as RGB"
         return encode_rgb_jpeg(image, quality), height, width, note
-    intact = _intact_rows(data, height, width)
-    if intact < min_intact_fraction * height:
-        reason = (
-            f"truncated or corrupt JPEG ({error}): only {intact} of {height} "
-            "rows decodable"
-        )
-        return None, 0, 0, reason
-    image, error = _try(
-        tf.io.decode_jpeg,
-        data,
-        channels=3,
-        try_recover_truncated=True,
-        acceptable_fraction=0.0,
+    image, note = _recover_truncated(
+        data, height, width, min_intact_fraction, error
     )
-    if error:
-        return None, 0, 0, f"corrupt JPEG: {error}"
-    note = f"truncated JPEG recovered ({intact} of {height} rows intact)"
+    if image is None:
+        return None, 0, 0, note
     return encode_rgb_jpeg(image, quality), height, width, note
 
 
@@ -123,8 +137,8 @@ def reencode_as_rgb_jpeg(
       name says): decoded and re-encoded as an RGB JPEG (alpha is dropped,
       GIFs keep their first frame);
     - a truncated JPEG with at least `min_intact_fraction` of its rows
-      present: decoded with the decoder's truncation recovery and
-      re-encoded;
+      present: decoded with its missing rows in mid-grey and re-encoded
+      (without libjpeg's truncation recovery, which can loop forever);
     - zero-byte, unknown-format, corrupt or too-truncated data: `None`.
 
     Args:
