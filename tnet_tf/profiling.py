@@ -22,7 +22,6 @@ import warnings
 
 import keras
 import tensorflow as tf
-from absl import app
 from absl.flags import argparse_flags
 
 # Ops whose cost is a per-output-element dot product. Everything else
@@ -438,6 +437,8 @@ def parse_flags(argv):
     )
     parser.add_argument(
         "--image-size",
+        "--image_size",
+        dest="image_size",
         type=int,
         default=None,
         help="square input size in pixels; default: the preset's.",
@@ -487,4 +488,6 @@ def main(args):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    # Not absl's app.run: it requires the global absl FLAGS to be parsed,
+    # which this module's own parser deliberately leaves alone.
+    main(parse_flags(sys.argv))

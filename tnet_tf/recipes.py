@@ -202,10 +202,12 @@ class ExperimentConfig:
 
     def model_config(self):
         """The preset's config, with `image_size` and `model_overrides`."""
-        config = presets.get(self.preset)
+        overrides = list(self.model_overrides)
         if self.image_size is not None:
-            config = config.replace(image_size=self.image_size)
-        return config_lib.apply_overrides(config, self.model_overrides)
+            # One replace: the size is checked together with the edits, so
+            # image_size and base_resolution can shrink together.
+            overrides.insert(0, f"image_size={self.image_size!r}")
+        return config_lib.apply_overrides(presets.get(self.preset), overrides)
 
     @property
     def is_tnet(self):
