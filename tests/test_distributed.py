@@ -380,3 +380,64 @@ def test_train_loop_requires_the_strategy_scope(two_cpu_devices):
             steps=1,
             global_batch_size=worker.GLOBAL_BATCH,
         )
+
+
+def _with_a_non_finite_batch():
+    """`worker.make_data()` with a global batch holding a NaN inserted
+    before its last one: the NaN is in the second replica's half, so only
+    that replica sees it."""
+    images, labels = worker.make_data()
+    last = slice(-worker.GLOBAL_BATCH, None)
+    poisoned = images[last].copy()
+    poisoned[worker.GLOBAL_BATCH - 1, 5, 5, 1] = np.nan
+    insert_at = len(images) - worker.GLOBAL_BATCH
+    return (
+        np.insert(images, insert_at, poisoned, axis=0),
+        np.insert(labels, insert_at, labels[last], axis=0),
+    )
+
+
+def _assert_skipped_once(model, history, reference):
+    """Both replicas skipped the poisoned step: the state is that of the
+    single-device run without it (iterations included)."""
+    assert history.history["skipped_steps"] == [1.0]
+    weights, optimizer_state = worker.training_state(model)
+    _assert_same(weights, reference["weights"], reference["names"])
+    _assert_same_optimizer_state(optimizer_state, reference["optimizer_state"])
+    assert int(model.optimizer.iterations.numpy()) == worker.STEPS
+    assert int(model.backbone_optimizer.iterations.numpy()) == worker.STEPS
+
+
+def test_mirrored_fit_skips_a_non_finite_step_on_every_replica(
+    two_cpu_devices, reference
+):
+    strategy = distributed.make_strategy("mirrored", devices=two_cpu_devices)
+    with strategy.scope():
+        model = worker.build_model()
+    model.set_weights(reference["initial"])
+    images, labels = _with_a_non_finite_batch()
+    history = model.fit(
+        images, labels, batch_size=worker.GLOBAL_BATCH, shuffle=False, verbose=0
+    )
+    _assert_skipped_once(model, history, reference)
+
+
+def test_train_loop_skips_a_non_finite_step_on_every_replica(
+    two_cpu_devices, reference
+):
+    strategy = distributed.make_strategy("mirrored", devices=two_cpu_devices)
+    with strategy.scope():
+        model = worker.build_model()
+    model.set_weights(reference["initial"])
+    images, labels = _with_a_non_finite_batch()
+    history = distributed.train_loop(
+        model,
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(
+            worker.GLOBAL_BATCH
+        ),
+        strategy=strategy,
+        steps=worker.STEPS + 1,
+        global_batch_size=worker.GLOBAL_BATCH,
+        verbose=0,
+    )
+    _assert_skipped_once(model, history, reference)

@@ -165,6 +165,37 @@ def test_clear_errors(model):
         presets.get("tiny_test").replace(locations_per_level=(2,))
 
 
+def test_an_image_without_its_batch_axis_gets_a_rank_error(model):
+    with pytest.raises(
+        ValueError,
+        match=r"batch of images .* shape \(96, 96, 3\) \(rank 3\): add the "
+        "batch axis",
+    ):
+        model(tf.zeros((96, 96, 3)))
+
+
+def test_too_deep_locations_name_the_deepest_valid_setting(model):
+    # 96 px: cells of 48, 24, 12, 6, 3, 2 and 1 px, then 0 px.
+    out = model(tf.zeros((1, 96, 96, 3)), locations_per_level=[1] * 7)
+    assert out["attended_levels"].shape == (1, 8)
+    with pytest.raises(
+        ValueError,
+        match=r"at most 7 .* deepest valid setting is \[1, 1, 1, 1, 1, 1, 1\]"
+        r", or use images of at least 683 px",
+    ):
+        model(tf.zeros((1, 96, 96, 3)), locations_per_level=[1] * 10)
+    # Traced without a size, the graph asserts the side the depth needs.
+    traced = tf.function(
+        lambda images: model(images, locations_per_level=[1] * 8)["logits"],
+        input_signature=[tf.TensorSpec([None, None, None, 3])],
+    )
+    assert traced(tf.zeros((1, 171, 200, 3))).shape == (1, 10)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="at least 171 px"
+    ):
+        traced(tf.zeros((1, 170, 200, 3)))
+
+
 def test_config_and_keras_file_round_trip(model, images, tmp_path, caplog):
     config = model.get_config()
     clone = tnet_tf.TNet.from_config(config)

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tnet_tf import TNet
+from tnet_tf import fine_tuning
 from tnet_tf import presets
 from tnet_tf import training
 from tnet_tf import viz
@@ -404,3 +405,100 @@ def test_backup_restores_both_optimizers(tmp_path):
         pairs = zip(as_numpy(model_a.variables), as_numpy(model_b.variables))
         for a, b in pairs:
             np.testing.assert_array_equal(a, b)
+
+
+# === Non-finite steps (issue 13 item 5) ===
+
+
+def _training_state(model):
+    """Every model variable (weights, reward baseline, location sampler
+    seed) and every optimizer variable (iterations, slots), as arrays."""
+    variables = model.trainable_variables + model.non_trainable_variables
+    return as_numpy(variables) + as_numpy(model.optimizer.variables)
+
+
+def test_a_non_finite_image_skips_the_step_and_is_counted():
+    # Sampled cells: the sampler's seed is state the forward pass moves.
+    model = compiled(tiny_config(selection="sample"))
+    images, labels = random_batch(4)
+    model.train_on_batch(images, labels)  # Adam slots, baseline moved
+    before = _training_state(model)
+    images[2, 5, 7, 1] = np.nan
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert logs["skipped_steps"] == 1.0
+    after = _training_state(model)
+    assert len(after) == len(before)
+    for got, want in zip(after, before):
+        np.testing.assert_array_equal(got, want)
+    assert int(model.optimizer.iterations) == 1  # counts applied steps
+
+    # In fit, between finite batches: one skip is reported, the other
+    # steps train, and the epoch's means leave the skipped step out.
+    clean, clean_labels = random_batch(8, seed=1)
+    infinite = images.copy()
+    infinite[2, 5, 7, 1] = np.inf
+    history = model.fit(
+        np.concatenate([clean[:4], infinite, clean[4:]]),
+        np.concatenate([clean_labels[:4], labels, clean_labels[4:]]),
+        batch_size=4,
+        shuffle=False,
+        verbose=0,
+    ).history
+    assert history["skipped_steps"] == [1.0]
+    assert np.isfinite(history["loss"][0])
+    assert int(model.optimizer.iterations) == 3
+    assert all(np.isfinite(value).all() for value in _training_state(model))
+    # Evaluation logs have no skip count.
+    assert "skipped_steps" not in model.evaluate(
+        clean, clean_labels, verbose=0, return_dict=True
+    )
+
+
+class BatchNormClassifier(fine_tuning.FineTuningModel):
+    """A convolution, batch normalization and a linear classifier: a model
+    whose forward pass moves state (the moving statistics)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = presets.get("tiny_test").replace(l2_weight=0.0)
+        self.feature_extractor = keras.Sequential(
+            [
+                keras.layers.Conv2D(4, 3),
+                keras.layers.BatchNormalization(),
+                keras.layers.GlobalAveragePooling2D(),
+            ]
+        )
+        self.classifier = keras.layers.Dense(10)
+        self.track_metrics(["loss"])
+
+    def call(self, images, training=None):
+        features = self.feature_extractor(images, training=training)
+        return self.classifier(features)
+
+    def train_step(self, data):
+        images, labels = fine_tuning.unpack_batch(data)
+
+        def compute_loss():
+            logits = self(images, training=True)
+            loss = keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True
+            )
+            return logits, {"loss": tf.reduce_mean(loss)}
+
+        logits, terms = self.minimize(compute_loss)
+        return self.update_metrics(labels, logits, terms)
+
+
+def test_a_skipped_step_leaves_batch_norm_statistics_unchanged():
+    model = BatchNormClassifier()
+    images, labels = random_batch(4)
+    model(images)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.train_on_batch(images, labels)
+    before = _training_state(model)
+    images[0, 0, 0, 0] = np.nan
+    assert model.train_on_batch(images, labels, return_dict=True)[
+        "skipped_steps"
+    ] == 1.0
+    for got, want in zip(_training_state(model), before):
+        np.testing.assert_array_equal(got, want)

@@ -4,6 +4,12 @@ An optional second optimizer for the backbone (fine-tuning with a smaller
 learning rate, as the release did for CUB and NABirds), the L2 penalty on
 weights outside normalization layers, the contrastive term, and one replica-scaled
 gradient step that applies every optimizer to its own variables.
+
+A step whose loss terms or gradients are not finite on any replica (one NaN
+image is enough) is skipped: it changes no weight, batch-norm statistic,
+reward baseline, optimizer slot or `optimizer.iterations`, and is counted in
+the `skipped_steps` metric. `model.fit` and `tnet_tf.distributed.train_loop`
+both run this step (`FineTuningModel.minimize`).
 """
 
 import keras
@@ -29,8 +35,9 @@ class FineTuningModel(keras.Model):
     backbone_optimizer = None
 
     def track_metrics(self, terms):
-        """Creates the trackers: the mean of each loss term in `terms`, and
-        top-1 and top-5 accuracy; `fit` resets them every epoch."""
+        """Creates the trackers: the mean of each loss term in `terms`, top-1
+        and top-5 accuracy, and the count of skipped training steps; `fit`
+        resets them every epoch."""
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in terms
         }
@@ -40,6 +47,7 @@ class FineTuningModel(keras.Model):
         self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
             k=5, name="top5"
         )
+        self._trackers[SKIPPED_STEPS] = SkippedSteps()
         self._tracked_terms = tuple(terms)
 
     @property
@@ -47,15 +55,35 @@ class FineTuningModel(keras.Model):
         return list(self._trackers.values())
 
     def update_metrics(self, labels, logits, terms):
-        """Updates the trackers and returns the logs of a step."""
-        for name in self._tracked_terms:
-            self._trackers[name].update_state(terms[name])
+        """Updates the trackers and returns the logs of a step.
+
+        A training step's `terms` carry `step_skipped` (see `minimize`): a
+        skipped step counts in `skipped_steps` and its non-finite terms stay
+        out of the means. Evaluation logs have no `skipped_steps`.
+        """
         # Under a mixed policy logits are float16/bfloat16; in_top_k takes
         # float32 only.
         logits = tf.cast(logits, tf.float32)
-        self._trackers["top1"].update_state(labels, logits)
-        self._trackers["top5"].update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+
+        def update_means():
+            for name in self._tracked_terms:
+                self._trackers[name].update_state(terms[name])
+            self._trackers["top1"].update_state(labels, logits)
+            self._trackers["top5"].update_state(labels, logits)
+
+        skipped = terms.get("step_skipped")
+        if skipped is None:
+            update_means()
+        else:
+            self._trackers[SKIPPED_STEPS].update_state(skipped)
+            # Metric variables are each replica's own (on-read), so this
+            # branch needs no cross-replica call.
+            tf.cond(skipped > 0, lambda: None, update_means)
+        return {
+            m.name: m.result()
+            for m in self.metrics
+            if m.name != SKIPPED_STEPS or skipped is not None
+        }
 
     def compile(self, optimizer="adam", backbone_optimizer=None, **kwargs):
         """Configures training.
@@ -138,24 +166,157 @@ class FineTuningModel(keras.Model):
             "contrastive": contrastive,
         }
 
-    def minimize(self, compute_loss):
-        """One gradient step on `terms["loss"]` of `compute_loss()`.
+    def minimize(self, compute_loss, update_state=None):
+        """One gradient step on `terms["loss"]` of `compute_loss()`, applied
+        only where everything is finite.
 
-        Returns `compute_loss()`'s `(outputs, terms)`.
+        The step is skipped on every replica when any replica's loss terms
+        or gradients are not finite (e.g. a NaN or infinite pixel): no
+        weight, batch-norm statistic, optimizer slot or
+        `optimizer.iterations` changes (a learning-rate schedule counts
+        applied steps), `update_state` does not run, and
+        `terms["step_skipped"]` is 1.0 (0.0 for an applied step), which
+        `update_metrics` counts in `skipped_steps`.
+
+        Args:
+            compute_loss: function returning `(outputs, terms)`, `terms` a
+                dict of scalars with the `loss` to minimize.
+            update_state: optional function of `terms` updating state other
+                than the optimizers' (TNet's reward baseline), run only with
+                an applied step.
+
+        Returns:
+            `compute_loss()`'s `(outputs, terms)`, `terms` with
+            `step_skipped` added.
         """
         # Optimizers sum gradients over replicas, so each replica's loss is
         # divided by their number to follow the mean over the global batch.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         groups = self.optimizer_groups()
+        # The forward pass itself moves the batch-norm statistics (and the
+        # location sampler's seed); a skipped step puts them back.
+        forward_state = self.non_trainable_variables
+        state_before = [tf.identity(v.value) for v in forward_state]
         with tf.GradientTape(persistent=True) as tape:
             outputs, terms = compute_loss()
             replica_loss = terms["loss"] / replicas
             # Under mixed precision each optimizer scales its own copy.
             scaled = [opt.scale_loss(replica_loss) for opt, _ in groups]
-        for (optimizer, variables), loss in zip(groups, scaled):
-            optimizer.apply(tape.gradient(loss, variables), variables)
+        gradients = [
+            tape.gradient(loss, variables)
+            for (_, variables), loss in zip(groups, scaled)
+        ]
         del tape
+        # A LossScaleOptimizer's scaled gradients overflow now and then by
+        # design: it skips those steps itself and lowers its scale, which it
+        # can only do if it sees them.
+        checked = [
+            gradient
+            for (optimizer, _), group in zip(groups, gradients)
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            for gradient in group
+        ]
+        finite = all_replicas_finite(list(terms.values()) + checked)
+
+        def apply_step(gradients, terms, state_before):
+            for (optimizer, variables), group in zip(
+                self.optimizer_groups(), gradients
+            ):
+                optimizer.apply(group, variables)
+            if update_state is not None:
+                update_state(terms)
+
+        def restore_forward_state(gradients, terms, state_before):
+            for variable, value in zip(forward_state, state_before):
+                variable.assign(value)
+
+        replica_cond(
+            finite,
+            apply_step,
+            restore_forward_state,
+            args=(gradients, terms, state_before),
+        )
+        terms = dict(terms, step_skipped=1.0 - tf.cast(finite, tf.float32))
         return outputs, terms
+
+
+SKIPPED_STEPS = "skipped_steps"
+
+
+class SkippedSteps(keras.metrics.Metric):
+    """Training steps skipped for non-finite loss terms or gradients since
+    the last reset (see `FineTuningModel.minimize`)."""
+
+    def __init__(self, name=SKIPPED_STEPS, **kwargs):
+        super().__init__(name=name, **kwargs)
+        # Every replica skips the same steps, so the count is one replica's,
+        # not the sum over replicas (the default of metric variables).
+        self.count = self.add_variable(
+            shape=(),
+            initializer="zeros",
+            aggregation="only_first_replica",
+            name="count",
+        )
+
+    def update_state(self, skipped):
+        self.count.assign_add(tf.cast(skipped, self.dtype))
+
+    def result(self):
+        return tf.identity(self.count)
+
+
+def all_replicas_finite(tensors):
+    """Whether every value of `tensors` is finite on every replica.
+
+    A scalar bool, the same on all replicas (reduced across them): a
+    replica that skipped a step alone would leave the mirrored weights
+    different on each device. `None` entries (no gradient) are ignored.
+    """
+    finite = [
+        tf.reduce_all(tf.math.is_finite(tensor))
+        for tensor in tensors
+        if tensor is not None
+    ]
+    bad = tf.cast(tf.logical_not(tf.reduce_all(finite)), tf.float32)
+    context = tf.distribute.get_replica_context()
+    bad = context.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    return tf.equal(bad, 0.0)
+
+
+def replica_cond(condition, true_fn, false_fn, args=()):
+    """`true_fn(*args)` if `condition` else `false_fn(*args)`, on every
+    replica, from a train step (replica context).
+
+    The branches may update mirrored variables (`optimizer.apply`, a
+    MEAN-aggregated weight's `assign`). `condition` must be the same on all
+    replicas (e.g. from `all_replicas_finite`). Strategies that update
+    through `merge_call` (MirroredStrategy, multi-worker on CPU) cannot run
+    it inside a `tf.cond` built in a replica ("merge_call called while
+    defining a new graph"), so, as Keras' `LossScaleOptimizer` does, the
+    condition is taken in cross-replica context and each branch re-enters
+    the replicas. Per-replica values (gradients, ...) must come in `args`,
+    not in the branches' closures, which are the first replica's.
+    """
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(condition, lambda: true_fn(*args), lambda: false_fn(*args))
+        return
+
+    def cross_replica(distribution, condition, *args):
+        # All replicas agree; take the first one's.
+        condition = distribution.experimental_local_results(condition)[0]
+        tf.cond(
+            condition,
+            lambda: distribution.extended.call_for_each_replica(
+                true_fn, args=args
+            ),
+            lambda: distribution.extended.call_for_each_replica(
+                false_fn, args=args
+            ),
+        )
+
+    tf.distribute.get_replica_context().merge_call(
+        cross_replica, args=(condition,) + tuple(args)
+    )
 
 
 def unpack_batch(data):

@@ -1,5 +1,7 @@
 """TNet: the multi-scale hard-attention classifier as a Keras model."""
 
+import itertools
+
 import keras
 import tensorflow as tf
 
@@ -27,6 +29,13 @@ METRIC_TERMS = (
     "reward",
     "locations",
 )
+
+
+def _cell_levels(locations):
+    """Levels of attended cells below the whole image: they stop at the
+    first 0 (the location module runs, nothing is attended)."""
+    return len(list(itertools.takewhile(bool, locations)))
+
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
 class TNet(fine_tuning.FineTuningModel):
@@ -196,6 +205,7 @@ class TNet(fine_tuning.FineTuningModel):
     ):
         config = self.config
         locations = self.resolve_locations(locations_per_level)
+        images = self._check_images(images, locations)
         if selection is None:
             selection = config.selection if training else "greedy"
         if selection not in config_lib.SELECTION_MODES:
@@ -210,7 +220,6 @@ class TNet(fine_tuning.FineTuningModel):
         if not resample:
             images = tf.cast(images, self.compute_dtype)
         height, width = geometry.spatial_size(images)
-        images = self._check_image_size(images, height, width)
         batch = tf.shape(images)[0]
         grid = config.grid_size
         image_scale = tf.cast(tf.stack([height, width] * 2), tf.float32)
@@ -408,8 +417,86 @@ class TNet(fine_tuning.FineTuningModel):
             antialias=self.config.antialias,
         )
 
-    def _check_image_size(self, images, height, width):
+    def check_traversal_depth(self, locations_per_level, height, width):
+        """Raises `ValueError` if `locations_per_level` goes deeper than
+        `height x width` px images allow.
+
+        Each level of cells shrinks the regions' sides by about
+        `cell_fraction`; a level whose cells would be under 1 px cannot be
+        cut. Levels of cells stop at the first 0 of `locations_per_level`.
+        The message names the deepest valid setting for this size and the
+        smallest image side the requested depth needs.
+        """
+        locations = self.resolve_locations(locations_per_level)
+        depth = _cell_levels(locations)
+        valid = self._deepest_cell_levels(height, width, depth)
+        if valid < depth:
+            config = self.config
+            raise ValueError(
+                f"`locations_per_level`={list(locations)} attends cells "
+                f"{depth} levels below the whole image, but {height}x{width} "
+                f"px images allow at most {valid} with a {config.grid_size}x"
+                f"{config.grid_size} grid of cell_fraction "
+                f"{config.cell_fraction} (deeper cells would be under 1 px): "
+                f"the deepest valid setting is {list(locations[:valid])}, or "
+                f"use images of at least {self._smallest_side(depth)} px on "
+                "both sides."
+            )
+
+    def _deepest_cell_levels(self, height, width, depth):
+        """How many of `depth` levels of cells (at most) a `height x width`
+        image has before its cells fall under 1 px."""
+        config = self.config
+        sides = (height, width)
+        for level in range(depth):
+            sides = tuple(
+                geometry.cell_layout(
+                    side, config.grid_size, config.cell_fraction
+                ).cell_size
+                for side in sides
+            )
+            if min(sides) < 1:
+                return level
+        return depth
+
+    def _smallest_side(self, depth):
+        """The smallest image side with `depth` levels of cells of >= 1 px
+        (cell sizes grow with the side, so a bisection finds it)."""
+        def fits(side):
+            return self._deepest_cell_levels(side, side, depth) == depth
+
+        high = 1
+        while not fits(high):
+            high *= 2
+        low = high // 2  # does not fit, or is 0
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(middle) else (middle, high)
+        return high
+
+    def _check_images(self, images, locations):
+        """`images`, checked: `(batch, height, width, 3)`, at least the base
+        resolution, and large enough for `locations`' levels of cells.
+
+        Where the size is only known when run (a traced signature), the size
+        checks are assertions in the graph.
+        """
+        shape = images.shape
+        if shape.rank is None:
+            images = tf.ensure_shape(images, [None, None, None, 3])
+        elif shape.rank != 4 or shape[-1] not in (3, None):
+            hint = (
+                ": add the batch axis (e.g. `images[None]`) for one image"
+                if shape.rank == 3
+                else ""
+            )
+            raise ValueError(
+                f"'{self.name}' takes a batch of images (batch, height, "
+                f"width, 3), got a tensor of shape {tuple(shape)} (rank "
+                f"{shape.rank}){hint}."
+            )
         side = self.config.base_resolution
+        height, width = geometry.spatial_size(images)
         if isinstance(height, int) and isinstance(width, int):
             if height < side or width < side:
                 raise ValueError(
@@ -417,13 +504,32 @@ class TNet(fine_tuning.FineTuningModel):
                     f"resolution {side} of '{self.name}'; upsample them or use "
                     "a smaller base_resolution."
                 )
+            self.check_traversal_depth(locations, height, width)
             return images
-        check = tf.debugging.assert_greater_equal(
-            tf.minimum(tf.cast(height, tf.int32), tf.cast(width, tf.int32)),
-            side,
-            message=f"images are smaller than the base resolution {side}",
+        shortest = tf.minimum(
+            tf.cast(height, tf.int32), tf.cast(width, tf.int32)
         )
-        with tf.control_dependencies([check]):
+        checks = [
+            tf.debugging.assert_greater_equal(
+                shortest,
+                side,
+                message=f"images are smaller than the base resolution {side}",
+            )
+        ]
+        needed = self._smallest_side(_cell_levels(locations))
+        if needed > side:
+            checks.append(
+                tf.debugging.assert_greater_equal(
+                    shortest,
+                    needed,
+                    message=(
+                        f"locations_per_level={list(locations)} needs images "
+                        f"of at least {needed} px on both sides (deeper "
+                        "cells would be under 1 px)"
+                    ),
+                )
+            )
+        with tf.control_dependencies(checks):
             return tf.identity(images)
 
     # === Learning rule (paper Section 4) ===
@@ -480,19 +586,25 @@ class TNet(fine_tuning.FineTuningModel):
         and `tnet_tf.distributed.train_loop`.
 
         Monte Carlo samples tile the batch `num_samples` times; gradients of
-        the replica-scaled loss are applied, then the baseline moves.
+        the replica-scaled loss are applied, then the baseline moves. A step
+        with non-finite terms or gradients on any replica changes nothing
+        and is counted in `skipped_steps` (see `FineTuningModel.minimize`).
         """
         samples = self.config.num_samples
         if samples > 1:
             images = tf.tile(images, [samples, 1, 1, 1])
             labels = tf.tile(labels, [samples])
-        outputs, terms = self.minimize(
-            lambda: self.compute_loss_terms(images, labels, True)
-        )
         momentum = self.config.baseline_momentum
-        self.reward_baseline.assign(
-            momentum * self.reward_baseline
-            + (1.0 - momentum) * terms["baseline_target"]
+
+        def move_baseline(terms):
+            self.reward_baseline.assign(
+                momentum * self.reward_baseline
+                + (1.0 - momentum) * terms["baseline_target"]
+            )
+
+        outputs, terms = self.minimize(
+            lambda: self.compute_loss_terms(images, labels, True),
+            update_state=move_baseline,
         )
         return self._update_metrics(labels, outputs, terms)
 
