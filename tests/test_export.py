@@ -231,6 +231,34 @@ def _export_and_compare(
             expect_error=True,
         )
     )
+    # One NaN pixel in the first square image, none in the second; and one
+    # image without its batch axis.
+    nonfinite = inputs["square"].copy()
+    nonfinite[0, 5, 7, 1] = np.nan
+    np.save(root / "nonfinite.npy", nonfinite)
+    for name, directory in (
+        ("nonfinite", "tnet"),
+        ("baseline_nonfinite", "baseline"),
+    ):
+        cases.append(
+            _case(
+                name,
+                directories[directory],
+                "serve",
+                str(root / "nonfinite.npy"),
+            )
+        )
+    np.save(root / "unbatched.npy", np.zeros((96, 96, 3), np.float32))
+    for endpoint in ("serve", "serve_locations_2_1"):
+        cases.append(
+            _case(
+                f"unbatched/{endpoint}",
+                directories["tnet"],
+                endpoint,
+                str(root / "unbatched.npy"),
+                expect_error=True,
+            )
+        )
     inputs["uint8"] = rng.integers(0, 256, (2, 72, 88, 3), dtype=np.uint8)
     np.save(root / "uint8.npy", inputs["uint8"])
     cases.append(
@@ -370,6 +398,41 @@ def test_images_below_base_resolution_fail_when_served(served):
     assert "smaller than the base resolution" in errors.get("too_small", "")
 
 
+def test_non_finite_images_are_flagged_and_the_others_served(served):
+    results = served["results"]
+    for name, reference in (
+        ("nonfinite", "serve/square"),
+        ("baseline_nonfinite", "baseline/square"),
+    ):
+        np.testing.assert_array_equal(
+            results[f"{name}/image_is_finite"], [False, True]
+        )
+        assert np.isnan(results[f"{name}/logits"][0]).all()
+        assert np.isnan(results[f"{name}/probabilities"][0]).all()
+        # The finite image gets what it gets in a batch without NaN.
+        for key in ("logits", "probabilities"):
+            np.testing.assert_allclose(
+                results[f"{name}/{key}"][1],
+                results[f"{reference}/{key}"][1],
+                atol=ATOL,
+            )
+        np.testing.assert_array_equal(
+            results[f"{reference}/image_is_finite"], [True, True]
+        )
+    np.testing.assert_array_equal(
+        results["nonfinite/attended_levels"][1],
+        results["serve/square/attended_levels"][1],
+    )
+
+
+def test_an_image_without_its_batch_axis_gets_a_shape_error(served):
+    errors = served["info"].get("errors", {})
+    for endpoint in ("serve", "serve_locations_2_1"):
+        message = errors.get(f"unbatched/{endpoint}", "")
+        assert "Shape of tensor images [96,96,3] is not compatible with " \
+            "expected shape [?,?,?,3]" in message, message
+
+
 def test_uint8_endpoint_scales_without_resizing(served):
     _assert_matches(
         served["results"],
@@ -392,7 +455,7 @@ def test_baseline_endpoints_return_logits_and_probabilities(served):
     results = served["results"]
     for name in ("baseline/square", "baseline/wide", "baseline_jpeg"):
         keys = {k[len(name) + 1 :] for k in results if k.startswith(name + "/")}
-        assert keys == {"logits", "probabilities"}
+        assert keys == {"logits", "probabilities", "image_is_finite"}
         _assert_matches(
             results,
             _with_probabilities(served["expected"][name]),
@@ -412,6 +475,7 @@ def test_signature_info_asset(served):
     assert written["outputs"] == [
         "logits",
         "probabilities",
+        "image_is_finite",
         "attended_boxes",
         "attended_levels",
         "attended_cells",
@@ -438,6 +502,8 @@ def test_endpoint_names():
         ([2], "must be a list"),
         (["21"], "must be a list"),
         ([[1.5]], "must hold ints"),
+        # 96 px (image_size): cells of 48, 24, 12, 6, 3, 2, 1 px, then 0.
+        ([[1] * 8], r"deepest valid setting is \[1, 1, 1, 1, 1, 1, 1\]"),
     ],
 )
 def test_bad_locations_setting_raises_before_writing(

@@ -22,11 +22,20 @@ settings, and returns only `logits` and `probabilities`):
   [-1, 1]), so images of different sizes share a batch.
 
 Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
-(their softmax), and for a TNet `attended_boxes` `(batch, T, 4)` normalised
-`y0, x0, y1, x1`, `attended_levels` int32 `(batch, T)`, `attended_cells`
-int32 `(batch, T)`, `attended_log_probs` `(batch, T)` and, with feature
-weighting, `feature_weights` `(batch, T)`. The names are those of the model's
-output dict, so `tnet_tf.viz` draws either.
+(their softmax), `image_is_finite` bool `(batch,)`, and for a TNet
+`attended_boxes` `(batch, T, 4)` normalised `y0, x0, y1, x1`,
+`attended_levels` int32 `(batch, T)`, `attended_cells` int32 `(batch, T)`,
+`attended_log_probs` `(batch, T)` and, with feature weighting,
+`feature_weights` `(batch, T)`. The names are those of the model's output
+dict, so `tnet_tf.viz` draws either.
+
+Non-finite pixels (NaN or infinite) do not fail the batch, since a served
+batch may gather several clients' requests: the images holding any are
+`False` in `image_is_finite` and their `logits` and `probabilities` are NaN;
+every other image of the batch gets the outputs it gets alone. An input of
+the wrong rank or channel count (e.g. one `(height, width, 3)` image without
+its batch axis) fails with `InvalidArgumentError`: "Shape of tensor images
+[96,96,3] is not compatible with expected shape [?,?,?,3]".
 
 A JSON description of the endpoints is written to
 `<path>/assets/signature_info.json`.
@@ -49,6 +58,7 @@ DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"
 IMAGE_BYTES_ENDPOINT = "serve_image_bytes"
 SIGNATURE_INFO_FILE = "signature_info.json"
+FINITE_OUTPUT = "image_is_finite"
 # Per-location outputs passed through from the model's dict, in this order.
 ATTENTION_OUTPUTS = (
     "attended_boxes",
@@ -98,9 +108,12 @@ def export_saved_model(
         and `locations_per_level`.
 
     Raises:
-        ValueError: for a bad entry of `locations_settings`. Images smaller
-        than `base_resolution` are rejected when served, by the model's own
-        check (`InvalidArgumentError`).
+        ValueError: for a bad entry of `locations_settings`, or a setting
+        (default included) that goes deeper than images of `image_size`
+        allow (the message names the deepest valid setting). Images smaller
+        than `base_resolution`, or too small for an endpoint's depth, are
+        rejected when served, by the model's own check
+        (`InvalidArgumentError`).
 
     Example:
     >>> model = tnet_tf.presets.build("tiny_test")
@@ -112,10 +125,15 @@ def export_saved_model(
     if not model.built:
         # A baseline is built at its first call; its build ignores the shape.
         model.build((None, None, None, 3))
-    settings = _resolve_settings(model, locations_settings, is_tnet)
     image_size = augment.image_size_pair(
         model.config.image_size if image_size is None else image_size
     )
+    settings = _resolve_settings(model, locations_settings, is_tnet)
+    if is_tnet:
+        # `serve_image_bytes` feeds images of `image_size`, the size the
+        # model is served at: every endpoint must be able to traverse them.
+        for locations in (model.config.locations_per_level,) + settings:
+            model.check_traversal_depth(locations, *image_size)
 
     def forward(images, locations):
         if is_tnet:
@@ -126,7 +144,15 @@ def export_saved_model(
         else:
             outputs, logits = {}, model(images, training=False)
         logits = tf.cast(logits, tf.float32)
-        served = {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+        finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+        # A non-finite image's outputs are NaN whatever the model made of
+        # them, so that none passes for a prediction.
+        logits = tf.where(finite[:, None], logits, float("nan"))
+        served = {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits),
+            FINITE_OUTPUT: finite,
+        }
         for key in ATTENTION_OUTPUTS:
             if key in outputs:
                 value = outputs[key]
@@ -149,7 +175,13 @@ def export_saved_model(
                 None if locations is None else list(locations)
             ),
         }
-        return archive.add_endpoint(name, fn, input_signature=[spec])
+
+        def checked(images):
+            # A loaded signature passes on inputs of any shape; without this
+            # a (96, 96, 3) image reads as 96 images of 96x3 px.
+            return fn(tf.ensure_shape(images, spec.shape))
+
+        return archive.add_endpoint(name, checked, input_signature=[spec])
 
     # Tracing the traversal is the slow part of the export, so the model is
     # traced once per setting and the other input types call that function.
@@ -193,7 +225,7 @@ def export_saved_model(
     )
     archive.write_out(str(path), verbose=verbose)
 
-    outputs = ["logits", "probabilities"]
+    outputs = ["logits", "probabilities", FINITE_OUTPUT]
     if is_tnet:
         outputs += [
             key
