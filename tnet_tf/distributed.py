@@ -193,7 +193,10 @@ def train_loop(
     The multi-host counterpart of `model.fit`: each step runs
     `model.train_step` on every replica with `strategy.run` (the optimizers
     sum the replicas' gradients; the baseline and metric updates are those of
-    `fit`) and averages the returned logs over replicas. Metrics are reset at
+    `fit`) and averages the returned logs over replicas. A step whose loss
+    terms or gradients are not finite on any replica is skipped on all of
+    them and counted in `skipped_steps`, as in `fit`
+    (`tnet_tf.fine_tuning.FineTuningModel.minimize`). Metrics are reset at
     each epoch, as in `fit`. With `validation_data`, every epoch ends with a
     pass of `model.test_step` over it, and its logs join the epoch's logs
     with a `val_` prefix, as in `fit`.
