@@ -84,7 +84,17 @@ def verify_split(
     summary = SplitSummary(split, expected=expected)
     with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
         for path in records.list_shards(data_dir, split):
-            serialized = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+            serialized, unreadable = [], []
+            shard = records.shard_records(path, os.path.getsize(path))
+            try:
+                for record in shard:
+                    serialized.append(record.numpy())
+            except tf.errors.InvalidArgumentError:
+                # Listed, not raised; the records before it are checked.
+                unreadable.append(
+                    f"{os.path.basename(path)}#{len(serialized)}: truncated "
+                    "or corrupt record; the rest of the shard is unreadable"
+                )
             checks = pool.map(
                 lambda s: _check_record(s, num_classes, label_offset), serialized
             )
@@ -94,6 +104,7 @@ def verify_split(
                 counts[label] = counts.get(label, 0) + 1
                 where = f"{os.path.basename(path)}#{index} {filename}"
                 summary.problems += [f"{where}: {problem}" for problem in problems]
+            summary.problems += unreadable
     return summary
 
 

@@ -346,3 +346,27 @@ def test_converter_finishes_on_the_jpeg_that_hung_the_decoder(tmp_path):
     assert recovered["pixels"].shape == (1400, 1400, 3)
     missing = recovered["pixels"][-16:].astype(int)  # past the data
     assert np.abs(missing - 128).max() <= 2
+
+
+def test_verify_lists_a_truncated_shard(tmp_path, capsys):
+    """A shard cut mid-record is listed with its name and record, not raised."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    jpeg = tf.io.encode_jpeg(np.zeros((4, 4, 3), np.uint8)).numpy()
+    for shard in range(2):
+        path = folder / records.shard_name("train", shard, 2)
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for index in range(3):
+                example = records.encode_example(
+                    image_bytes=jpeg, label=index, height=4, width=4,
+                    filename=f"{shard}_{index}.jpg",
+                )
+                writer.write(example.SerializeToString())
+    cut = folder / records.shard_name("train", 1, 2)
+    cut.write_bytes(cut.read_bytes()[:-40])  # inside record 2
+    summary = verify.verify(str(folder))["train"]
+    assert summary.records == 5  # the readable ones are still checked
+    assert summary.problems == [
+        "train-00001-of-00002.tfrecord#2: truncated or corrupt record; the "
+        "rest of the shard is unreadable"
+    ]

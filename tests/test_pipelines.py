@@ -16,7 +16,7 @@ SIZE = 32  # records are 32 x 32: four flat 16 x 16 quadrants
 NUM_TRAIN, NUM_VALIDATION = 12, 5
 SPEC = datasets.DatasetSpec(
     name="tiny",
-    num_classes=20,
+    num_classes=200,  # validation labels are 100..104
     label_offset=1,
     splits={"train": NUM_TRAIN, "validation": NUM_VALIDATION},
     augmentation="imagenet",
@@ -415,3 +415,88 @@ def test_tfds_never_downloads(tmp_path):
             batch_size=2,
             source="tfds",
         )
+
+
+# === Bad records are named (issue 13, items 7 and 8) ===
+
+
+def _write_shard(path, examples):
+    """Writes `(label, image_bytes)` records into one shard."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index, (label, image_bytes) in enumerate(examples):
+            example = records.encode_example(
+                image_bytes=image_bytes, label=label, height=SIZE, width=SIZE,
+                filename=f"{index}.jpg",
+            )
+            writer.write(example.SerializeToString())
+
+
+def _jpeg(index):
+    return tf.io.encode_jpeg(_pixels(index)).numpy()
+
+
+# Ten classes, 0-based, no augmentation: quick to trace.
+PLAIN_SPEC = datasets.DatasetSpec(
+    name="plain_ten",
+    num_classes=10,
+    splits={"train": None, "validation": None},
+    augmentation="none",
+)
+
+
+def _read_all(folder, split="validation", training=False):
+    dataset = make_dataset(
+        PLAIN_SPEC, folder, split, training=training, batch_size=2,
+        image_size=8, seed=0, repeat=False,
+    )
+    return [labels.numpy() for _, labels in dataset]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_truncated_shard_is_named_with_its_record(tmp_path, training):
+    for shard in range(2):
+        name = records.shard_name("validation", shard, 2)
+        _write_shard(tmp_path / name, [(i, _jpeg(i)) for i in range(3)])
+    cut = tmp_path / records.shard_name("validation", 1, 2)
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) - 100])  # inside record 2
+    expected = (
+        r"validation-00001-of-00002\.tfrecord#2: truncated or corrupt record; "
+        rf"the shard cannot be read past byte \d+ of its {len(data) - 100}"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        _read_all(tmp_path, training=training)
+
+
+def test_garbage_image_bytes_are_named_before_decoding(tmp_path):
+    good = [(i, _jpeg(i)) for i in range(3)]
+    _write_shard(
+        tmp_path / records.shard_name("validation", 0, 1),
+        good[:2] + [(2, b"not an image at all")] + good[2:],
+    )
+    expected = (
+        r"validation-00000-of-00001\.tfrecord#2: the image bytes are not "
+        "JPEG, PNG, GIF, BMP or WebP"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        _read_all(tmp_path)
+
+
+@pytest.mark.parametrize("label", [57, 10, -1])
+def test_labels_outside_the_classes_are_rejected(tmp_path, label):
+    shard = tmp_path / records.shard_name("train", 0, 1)
+    _write_shard(shard, [(1, _jpeg(1)), (label, _jpeg(2)), (3, _jpeg(3))])
+    expected = (
+        rf"train-00000-of-00001\.tfrecord#1: label {label} outside \[0, 10\) "
+        "of dataset plain_ten"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        _read_all(tmp_path, "train", training=True)
+
+
+def test_checks_let_good_records_through(tmp_path):
+    _write_shard(
+        tmp_path / records.shard_name("validation", 0, 1),
+        [(label, _jpeg(label)) for label in (0, 9, 4)],
+    )
+    assert np.concatenate(_read_all(tmp_path)).tolist() == [0, 9, 4]

@@ -7,8 +7,9 @@ release (`original_implementation_detail.md` §11.1):
 1. list the split's shards and, in training, shuffle the list;
 2. read the shards with `interleave(TFRecordDataset)`;
 3. in training, shuffle the records (buffer 10,000) and repeat;
-4. parse, decode and augment (training) or resize (evaluation), scale
-   to [-1, 1], subtract the label offset;
+4. parse, check the label range and the image format, decode and
+   augment (training) or resize (evaluation), scale to [-1, 1], subtract
+   the label offset;
 5. batch (dropping the remainder in training) and prefetch.
 
 Randomness is seeded per image through stateless ops: with a seed, two runs
@@ -18,6 +19,10 @@ seeded pipeline keeps its element order unless `deterministic=False`.
 skipped images, so a resumed run reads what the killed one would have read
 next. `source="tfds"` reads through tensorflow-datasets instead, from local
 data only.
+
+A bad record fails the pipeline with its shard and index named
+(`records.shard_records`, `check_records`): a shard cut mid-record, a label
+outside `[0, num_classes)`, image bytes of no known format.
 """
 
 import os
@@ -26,6 +31,7 @@ import tensorflow as tf
 
 from tnet_tf.data import augment
 from tnet_tf.data import datasets
+from tnet_tf.data import images
 from tnet_tf.data import records
 
 SOURCES = ("records", "tfds")
@@ -177,19 +183,93 @@ def make_dataset(
     return dataset.with_options(options)
 
 
+# What `images.image_format` recognises (its table, and WebP's RIFF header),
+# the formats the converters store; all of them decode with decode_image.
+_IMAGE_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+_CHECKED_FEATURES = {
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def _is_known_image(image_bytes):
+    """Graph version of `images.image_format(...) is not None`."""
+
+    def starts_with(signature, at=0):
+        return tf.equal(tf.strings.substr(image_bytes, at, len(signature)), signature)
+
+    known = [starts_with(signature) for signature, _ in images._SIGNATURES]
+    known.append(tf.logical_and(starts_with(b"RIFF"), starts_with(b"WEBP", 8)))
+    return tf.reduce_any(tf.stack(known), axis=0)
+
+
+def check_records(labels, image_bytes, name, spec):
+    """Checks a vector of records' labels and image bytes.
+
+    A label outside `[0, spec.num_classes)` (after the offset) or image
+    bytes of no known format fail the pipeline, naming the first record at
+    fault, instead of passing through silently or failing in the decoder
+    with no file named.
+
+    Args:
+        labels: int64 vector, offset already subtracted.
+        image_bytes: string vector, the encoded images.
+        name: `index -> message parts` naming the record at that index of
+            the vectors (its shard and index, or its tfds id).
+        spec: the `DatasetSpec`.
+
+    Returns:
+        The checks (bool tensors) to make the records depend on.
+    """
+    label_ok = tf.logical_and(labels >= 0, labels < spec.num_classes)
+    image_ok = _is_known_image(image_bytes)
+
+    def first(ok):
+        return tf.argmin(tf.cast(ok, tf.int32))
+
+    label_check = records.assert_record(
+        tf.reduce_all(label_ok),
+        lambda: (
+            *name(first(label_ok)), ": label ", labels[first(label_ok)],
+            f" outside [0, {spec.num_classes}) of dataset {spec.name}",
+        ),
+    )
+    image_check = records.assert_record(
+        tf.reduce_all(image_ok),
+        lambda: (
+            *name(first(image_ok)),
+            f": the image bytes are not {_IMAGE_FORMATS}",
+        ),
+    )
+    return [label_check, image_check]
+
+
 def _record_examples(
     spec, data_dir, split, training, seed, ordered, cycle_length
 ):
     """Serialized records of a split and the function that parses one."""
     files = records.list_shards(data_dir, split)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    sizes = [os.path.getsize(path) for path in files]
+    dataset = tf.data.Dataset.from_tensor_slices((files, sizes))
     if training:
         dataset = dataset.shuffle(len(files), seed=seed)
     # Evaluation reads the shards one after the other: records come in file
     # order, so predictions can be matched to records.
     cycle_length = min(cycle_length, len(files)) if training else 1
+
+    def check_chunk(chunk):
+        # One check per chunk of a shard's records costs less than one per
+        # record.
+        parsed = tf.io.parse_example(chunk["serialized"], _CHECKED_FEATURES)
+        return check_records(
+            parsed["image/class/label"] - spec.label_offset,
+            parsed["image/encoded"],
+            lambda i: (chunk["shard"], "#", chunk["index"][i]),
+            spec,
+        )
+
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
+        lambda path, size: records.shard_records(path, size, check_chunk),
         cycle_length=max(1, cycle_length),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=ordered,
@@ -290,6 +370,19 @@ def write_tfds_metadata(data_dir):
     )
 
 
+def _checked_tfds_example(example, tfds_id, spec):
+    """`example` once `check_records` passed it (one record, named by its
+    tfds id)."""
+    checks = check_records(
+        example["label"][None],
+        example["image"][None],
+        lambda i: (tfds_id,),
+        spec,
+    )
+    with tf.control_dependencies(checks):
+        return {**example, "image": tf.identity(example["image"])}
+
+
 def _tfds_examples(
     spec, data_dir, split, training, seed, ordered, cycle_length
 ):
@@ -303,6 +396,7 @@ def _tfds_examples(
         interleave_cycle_length=cycle_length if training else 1,
         try_autocache=False,
         options=options,
+        add_tfds_id=True,  # names the record (shard and index) in errors
     )
     data_dir = os.fspath(data_dir)
     if has_tfds_metadata(data_dir):
@@ -323,11 +417,17 @@ def _tfds_examples(
         def to_example(element):
             image = element["image"]
             boxes = image["object"]["bbox"]
-            return {
-                "image": image["encoded"],
-                "label": image["class"]["label"] - spec.label_offset,
-                "boxes": tf.stack([boxes[key] for key in records.BOX_KEYS], -1),
-            }
+            return _checked_tfds_example(
+                {
+                    "image": image["encoded"],
+                    "label": image["class"]["label"] - spec.label_offset,
+                    "boxes": tf.stack(
+                        [boxes[key] for key in records.BOX_KEYS], -1
+                    ),
+                },
+                element["tfds_id"],
+                spec,
+            )
 
         return dataset, to_example
 
@@ -359,10 +459,11 @@ def _tfds_examples(
     def to_example(element):
         # Catalog labels are already 0-based; the catalog boxes (where any)
         # are not used: the birds augmentation crops the whole image.
-        return {
+        example = {
             "image": element["image"],
             "label": element["label"],
             "boxes": tf.zeros([0, 4], tf.float32),
         }
+        return _checked_tfds_example(example, element["tfds_id"], spec)
 
     return dataset, to_example

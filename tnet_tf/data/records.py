@@ -9,6 +9,9 @@ with `parse_example`; both converters and `data_prep.verify` check them with
 `validate_example`.
 
 Shards are named `<split>-<index>-of-<count>.tfrecord` (0-based, 5 digits).
+`shard_records` reads one shard with each record's index, and fails naming
+the shard and the record where a truncated or corrupt shard stops being
+readable (TensorFlow's own error names neither).
 """
 
 import os
@@ -40,6 +43,11 @@ KEYS = (
 BOX_KEYS = ("ymin", "xmin", "ymax", "xmax")
 
 SHARD_SUFFIX = ".tfrecord"
+# The TFRecord framing around each record's data: its length (8 bytes), the
+# length's CRC (4) and the data's CRC (4).
+RECORD_FRAMING_BYTES = 16
+# Records per chunk whose bytes `shard_records` sums in one step.
+_CHUNK = 16
 _SHARD_PATTERN = re.compile(
     r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$"
 )
@@ -251,3 +259,99 @@ def list_shards(directory, split):
             "converter."
         )
     return [os.path.join(directory, name) for name in expected]
+
+
+def assert_record(condition, message):
+    """An assertion for graph code that names the record at fault.
+
+    `message` is a function returning the parts of the message: strings
+    and scalar tensors (string or numeric), joined into one line. It is
+    called inside the failing branch only, so a passing check costs one
+    condition, and the message may index tensors that are empty when the
+    check passes. Works eagerly and inside `tf.data` functions; the failure
+    is an `InvalidArgumentError` whose text holds the message.
+
+    Returns:
+        A bool tensor (`condition`, once checked): make the guarded value
+        depend on it, e.g.
+        `with tf.control_dependencies([check]): x = tf.identity(x)`.
+    """
+
+    def fail():
+        parts = [
+            part if isinstance(part, str) or part.dtype == tf.string
+            else tf.strings.as_string(part)
+            for part in map(tf.convert_to_tensor, message())
+        ]
+        line = tf.strings.join(parts)
+        with tf.control_dependencies([tf.debugging.Assert(False, [line])]):
+            return tf.constant(False)
+
+    # One cond on the passing path: `tf.debugging.Assert` alone would add a
+    # second (its own guard) and format the message every time.
+    return tf.cond(condition, lambda: tf.constant(True), fail)
+
+
+def shard_records(path, size, check_chunk=None):
+    """The serialized records of one shard; errors name the shard and record.
+
+    TensorFlow reports a shard cut mid-record only as "truncated record at
+    <offset>", without the file. Here reading stops at the first unreadable
+    record and, at the end of the shard, the bytes read are compared with
+    the file's `size`: a shortfall fails with the shard's path, the index
+    of the record that could not be read and the byte offset. Nothing is
+    read twice. The work is done per chunk of 16 records, since a tf.data
+    function call costs more than reading a record.
+
+    Args:
+        path: the shard's path (a string or a scalar string tensor, e.g.
+            inside `interleave`).
+        size: the shard's size in bytes (`os.path.getsize`), taken when the
+            shard is listed.
+        check_chunk: optional; called on each chunk of records with a
+            dict: `shard` (the path), `index` (int64 vector, 0-based, the
+            records' indices in the shard) and `serialized` (string
+            vector; empty at the end of the shard). Returns the checks
+            (e.g. `assert_record`s) that the chunk's records wait for.
+
+    Returns:
+        A `tf.data.Dataset` of the serialized records (scalar strings).
+    """
+    path = tf.convert_to_tensor(path, tf.string)
+    size = tf.cast(size, tf.int64)
+    # An error in TFRecordDataset ends the shard there (it moves on to the
+    # next file, and there is none). An empty chunk, which `batch` never
+    # makes, marks the end of the shard.
+    chunks = tf.data.TFRecordDataset(path).ignore_errors().batch(_CHUNK)
+    end = tf.data.Dataset.from_tensors(tf.constant([], tf.string))
+
+    def step(state, chunk):
+        count, offset = state
+        at_end = tf.equal(tf.size(chunk), 0)
+        complete = tf.logical_or(tf.logical_not(at_end), tf.equal(offset, size))
+        assertion = assert_record(
+            complete,
+            lambda: (
+                path, "#", count, ": truncated or corrupt record; the shard "
+                "cannot be read past byte ", offset, " of its ", size,
+            ),
+        )
+        chunk_size = tf.size(chunk, out_type=tf.int64)
+        checks = [assertion]
+        if check_chunk is not None:
+            named = {
+                "shard": path,
+                "index": tf.range(count, count + chunk_size),
+                "serialized": chunk,
+            }
+            checks += list(check_chunk(named))
+        lengths = tf.cast(tf.strings.length(chunk, unit="BYTE"), tf.int64)
+        with tf.control_dependencies(checks):
+            chunk = tf.identity(chunk)
+            count = count + chunk_size
+            offset = offset + tf.reduce_sum(lengths + RECORD_FRAMING_BYTES)
+        return (count, offset), chunk
+
+    start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    # Whole chunks are split by unbatch: no function call per record.
+    return chunks.concatenate(end).scan(start, step).unbatch()
