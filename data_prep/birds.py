@@ -137,6 +137,7 @@ def convert(raw_dir, output_dir, dataset, num_shards=None, **writer_options):
         num_shards,
         num_classes=num_classes,
         label_offset=label_offset,
+        raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
 

@@ -106,10 +106,15 @@ def _own_boxes(metadata, category):
     ]
 
 
-def _items(image_path, metadata_path, category, crops, max_smaller_side):
+def _items(
+    raw_dir, image_path, metadata_path, category, crops, max_smaller_side
+):
     """Work items of one image (several in crop mode), and rejections."""
     if category not in CATEGORIES:
         return [], [(image_path, f"unknown category {category!r}")]
+    outside = shards.outside_folder(metadata_path, raw_dir)
+    if outside:
+        return [], [(image_path, f"metadata {metadata_path} {outside}")]
     try:
         with open(metadata_path) as file:
             metadata = json.load(file)
@@ -151,13 +156,15 @@ def _items(image_path, metadata_path, category, crops, max_smaller_side):
     return items, rejected
 
 
-def _labelled_split(folder, crops, cap):
+def _labelled_split(raw_dir, folder, crops, cap):
     items, rejected = [], []
     pattern = os.path.join(folder, "*", "*", "*_rgb.jpg")
     for image_path in sorted(glob.glob(pattern)):
         category = image_path.split(os.sep)[-3]
         metadata_path = image_path[: -len(".jpg")] + ".json"
-        found = _items(image_path, metadata_path, category, crops, cap)
+        found = _items(
+            raw_dir, image_path, metadata_path, category, crops, cap
+        )
         items += found[0]
         rejected += found[1]
     return items, rejected
@@ -174,12 +181,21 @@ def _test_split(raw_dir, mapping_file, crops, cap):
         image_prefix = os.path.basename(entry["output"].rstrip("/"))
         truth_prefix = os.path.basename(entry["input"].rstrip("/"))
         image_dir = os.path.join(raw_dir, entry["output"])
+        outside = shards.outside_folder(image_dir, raw_dir) or (
+            shards.outside_folder(truth_dir, raw_dir)
+        )
+        if outside:
+            # Not listed: the folder's files are never looked at.
+            rejected.append((f"{mapping_file}: {entry}", outside))
+            continue
         for image_path in sorted(glob.glob(os.path.join(image_dir, "*_rgb.jpg"))):
             name = os.path.basename(image_path)
             # test/<seq>/<seq>_<n>_rgb.jpg <-> test_gt/.../<cat>_<k>_<n>_rgb.json
             truth_name = truth_prefix + name[len(image_prefix) : -len(".jpg")]
             metadata_path = os.path.join(truth_dir, truth_name + ".json")
-            found = _items(image_path, metadata_path, category, crops, cap)
+            found = _items(
+                raw_dir, image_path, metadata_path, category, crops, cap
+            )
             items += found[0]
             rejected += found[1]
     return items, rejected
@@ -194,7 +210,7 @@ def work_items(raw_dir, crops=False, max_smaller_side=None, test_gt_mapping=None
     for split, folder in SPLIT_FOLDERS.items():
         if os.path.isdir(os.path.join(raw_dir, folder)):
             path = os.path.join(raw_dir, folder)
-            splits[split] = _labelled_split(path, crops, cap)
+            splits[split] = _labelled_split(raw_dir, path, crops, cap)
     mapping = test_gt_mapping or os.path.join(raw_dir, "test_gt_mapping.json")
     if os.path.exists(mapping):
         splits["test"] = _test_split(raw_dir, mapping, crops, cap)
@@ -231,6 +247,7 @@ def convert(
         output_dir,
         num_shards,
         num_classes=len(CATEGORIES),
+        raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
 

@@ -202,6 +202,7 @@ def convert(
         num_shards,
         num_classes=num_classes,
         label_offset=1,
+        raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
 

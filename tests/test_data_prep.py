@@ -370,3 +370,49 @@ def test_verify_lists_a_truncated_shard(tmp_path, capsys):
         "train-00001-of-00002.tfrecord#2: truncated or corrupt record; the "
         "rest of the shard is unreadable"
     ]
+
+
+def test_converters_read_nothing_outside_the_raw_folder(tmp_path):
+    """Absolute, `..` and symlinked entries are skipped unread, with a reason
+    that shows no file content; a dangling link inside stays "unreadable"."""
+    fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "cub", broken=False)
+    outside = tmp_path / "outside.jpg"  # a valid JPEG next to the raw folder
+    fake_raw_data.write_image_file(
+        str(outside), "rgb_jpeg", fake_raw_data.quadrant_image(1)
+    )
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT")
+    images_dir = os.path.join(fake.root, "images")
+    os.symlink(outside, os.path.join(images_dir, "linked_outside.jpg"))
+    fake_raw_data.write_image_file(
+        os.path.join(images_dir, "dangling.jpg"), "unreadable", None
+    )
+    entries = {
+        "101": str(secret),  # absolute: os.path.join would drop raw_dir
+        "102": "../../outside.jpg",
+        "103": "linked_outside.jpg",
+        "104": "dangling.jpg",
+    }
+    for name, lines in (
+        ("images.txt", [f"{i} {path}" for i, path in entries.items()]),
+        ("image_class_labels.txt", [f"{i} 1" for i in entries]),
+        ("train_test_split.txt", [f"{i} 1" for i in entries]),
+    ):
+        with open(os.path.join(fake.root, name), "a") as file:
+            file.write("".join(f"{line}\n" for line in lines))
+    reports = birds.convert(
+        fake.root, str(tmp_path / "out"), "cub", num_shards=FEW_SHARDS,
+        show_progress=False,
+    )
+    train = reports["train"]
+    assert train.written == len(fake.records["train"])
+    skipped = {os.path.basename(path): reason for path, reason in train.skipped}
+    raw = os.path.realpath(fake.root)
+    assert skipped["secret.txt"].startswith(f"outside the raw folder {raw}")
+    assert skipped["outside.jpg"].startswith("outside the raw folder")
+    assert skipped["linked_outside.jpg"].startswith("outside the raw folder")
+    assert skipped["dangling.jpg"].startswith("unreadable")
+    summary = train.summary()
+    assert "SECRET" not in summary and "53 45 43" not in summary
+    _, _, _, reason = images.reencode_as_rgb_jpeg(b"SECRET-CONTENT")
+    assert reason == "not a known image format (not JPEG, PNG, GIF, BMP or WebP)"

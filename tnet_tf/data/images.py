@@ -156,8 +156,9 @@ def reencode_as_rgb_jpeg(
         return None, 0, 0, "zero-byte file"
     kind = image_format(data)
     if kind is None:
-        start = bytes(data[:8]).hex(" ")
-        return None, 0, 0, f"not a known image format (starts with {start})"
+        # The reason names no bytes: a report must not show file content.
+        known = "JPEG, PNG, GIF, BMP or WebP"
+        return None, 0, 0, f"not a known image format (not {known})"
     if kind == "JPEG":
         return _reencode_jpeg(data, quality, min_intact_fraction)
     image, error = _try(

@@ -110,9 +110,30 @@ def _remove_stale_files(output_dir, split, num_shards):
             os.remove(os.path.join(output_dir, name))
 
 
-def _encode(item, encode):
+def outside_folder(path, folder):
+    """Why `path` lies outside `folder`, or "" when it is inside.
+
+    Both are resolved first (symlinks, `..`, and an absolute path, which
+    `os.path.join` would let replace the folder), so an entry of a raw
+    dataset cannot make a converter open a file elsewhere. A dangling link
+    to a path inside the folder counts as inside (reading it then fails
+    as unreadable). The reason names the resolved path, never its content.
+    """
+    root = os.path.realpath(folder)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) == root:
+        return ""
+    return f"outside the raw folder {root} (resolves to {real}); not read"
+
+
+def _encode(item, encode, raw_dir=None):
     if encode is None and isinstance(item, tf.train.Example):
         return item, ""
+    path = getattr(item, "path", None)
+    if raw_dir is not None and path is not None:
+        reason = outside_folder(path, raw_dir)
+        if reason:
+            return None, reason
     result = (encode or images.encode_image_item)(item)
     return result if isinstance(result, tuple) else (result, "")
 
@@ -121,7 +142,9 @@ def _path_of(item):
     return str(getattr(item, "path", repr(item)))
 
 
-def _convert_shard(shard_items, path, encode, num_workers, checks, progress):
+def _convert_shard(
+    shard_items, path, encode, num_workers, checks, progress, raw_dir
+):
     """Writes one shard to `path` and returns its report."""
     report = ConversionReport(inputs=len(shard_items))
     chunk = 16 * num_workers  # bounds the decoded images held in memory
@@ -131,7 +154,7 @@ def _convert_shard(shard_items, path, encode, num_workers, checks, progress):
         for start in range(0, len(shard_items), chunk):
             batch = shard_items[start : start + chunk]
             # `map` keeps the item order: shard bytes do not depend on timing.
-            results = pool.map(lambda item: _encode(item, encode), batch)
+            results = pool.map(lambda item: _encode(item, encode, raw_dir), batch)
             for item, (example, note) in zip(batch, results):
                 progress.update(1)
                 if example is not None:
@@ -163,6 +186,7 @@ def write_sharded(
     num_classes=None,
     label_offset=0,
     rejected=(),
+    raw_dir=None,
     shuffle_seed=12345,
     num_workers=4,
     show_progress=True,
@@ -185,6 +209,8 @@ def write_sharded(
         rejected: `[(path, reason), ...]`: inputs the converter already
             rejected while reading the raw layout (e.g. no label); they
             count as inputs and as skipped.
+        raw_dir: the raw dataset folder: an item whose `path` resolves
+            outside it (`outside_folder`) is skipped unread.
         shuffle_seed: the items are shuffled with `random.Random(seed)`
             before sharding (the release uses 12345); `None` keeps the order.
         num_workers: threads that decode and encode images.
@@ -225,7 +251,8 @@ def write_sharded(
         temporary = f"{path}.tmp-{os.getpid()}"
         try:
             shard_report = _convert_shard(
-                shard_items, temporary, encode, num_workers, checks, progress
+                shard_items, temporary, encode, num_workers, checks, progress,
+                raw_dir,
             )
             # The sidecar lands first, so every shard file has its sidecar.
             content = {"fingerprint": fingerprint}
