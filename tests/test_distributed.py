@@ -397,47 +397,39 @@ def _with_a_non_finite_batch():
     )
 
 
-def _assert_skipped_once(model, history, reference):
-    """Both replicas skipped the poisoned step: the state is that of the
-    single-device run without it (iterations included)."""
+@pytest.mark.parametrize("loop", ["fit", "train_loop"])
+def test_a_non_finite_step_is_skipped_on_every_replica(
+    two_cpu_devices, reference, loop
+):
+    strategy = distributed.make_strategy("mirrored", devices=two_cpu_devices)
+    with strategy.scope():
+        model = worker.build_model()
+    model.set_weights(reference["initial"])
+    images, labels = _with_a_non_finite_batch()
+    if loop == "fit":
+        history = model.fit(
+            images,
+            labels,
+            batch_size=worker.GLOBAL_BATCH,
+            shuffle=False,
+            verbose=0,
+        )
+    else:
+        history = distributed.train_loop(
+            model,
+            tf.data.Dataset.from_tensor_slices((images, labels)).batch(
+                worker.GLOBAL_BATCH
+            ),
+            strategy=strategy,
+            steps=worker.STEPS + 1,
+            global_batch_size=worker.GLOBAL_BATCH,
+            verbose=0,
+        )
+    # Both replicas skipped the poisoned step: the state is that of the
+    # single-device run without it, iterations included.
     assert history.history["skipped_steps"] == [1.0]
     weights, optimizer_state = worker.training_state(model)
     _assert_same(weights, reference["weights"], reference["names"])
     _assert_same_optimizer_state(optimizer_state, reference["optimizer_state"])
     assert int(model.optimizer.iterations.numpy()) == worker.STEPS
     assert int(model.backbone_optimizer.iterations.numpy()) == worker.STEPS
-
-
-def test_mirrored_fit_skips_a_non_finite_step_on_every_replica(
-    two_cpu_devices, reference
-):
-    strategy = distributed.make_strategy("mirrored", devices=two_cpu_devices)
-    with strategy.scope():
-        model = worker.build_model()
-    model.set_weights(reference["initial"])
-    images, labels = _with_a_non_finite_batch()
-    history = model.fit(
-        images, labels, batch_size=worker.GLOBAL_BATCH, shuffle=False, verbose=0
-    )
-    _assert_skipped_once(model, history, reference)
-
-
-def test_train_loop_skips_a_non_finite_step_on_every_replica(
-    two_cpu_devices, reference
-):
-    strategy = distributed.make_strategy("mirrored", devices=two_cpu_devices)
-    with strategy.scope():
-        model = worker.build_model()
-    model.set_weights(reference["initial"])
-    images, labels = _with_a_non_finite_batch()
-    history = distributed.train_loop(
-        model,
-        tf.data.Dataset.from_tensor_slices((images, labels)).batch(
-            worker.GLOBAL_BATCH
-        ),
-        strategy=strategy,
-        steps=worker.STEPS + 1,
-        global_batch_size=worker.GLOBAL_BATCH,
-        verbose=0,
-    )
-    _assert_skipped_once(model, history, reference)
