@@ -168,7 +168,7 @@ class FineTuningModel(keras.Model):
 
     def minimize(self, compute_loss, update_state=None):
         """One gradient step on `terms["loss"]` of `compute_loss()`, applied
-        only where everything is finite.
+        only when its loss terms and gradients are finite.
 
         The step is skipped on every replica when any replica's loss terms
         or gradients are not finite (e.g. a NaN or infinite pixel): no
