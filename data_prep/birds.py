@@ -144,6 +144,18 @@ def convert(raw_dir, output_dir, dataset, num_shards=None, **writer_options):
 
 def main(argv):
     del argv
+    common_flags.check_paths(folders=[common_flags.RAW_DIR])
+    if common_flags.DATASET.value not in DATASETS:
+        raise app.UsageError(
+            f"--dataset must be one of {', '.join(DATASETS)}, got "
+            f"{common_flags.DATASET.value!r}."
+        )
+    index = os.path.join(common_flags.RAW_DIR.value, "images.txt")
+    if not os.path.isfile(index):
+        raise app.UsageError(
+            "--raw_dir must be the dataset's root folder, the one holding "
+            f"images.txt; {common_flags.RAW_DIR.value!r} has none."
+        )
     reports = convert(
         common_flags.RAW_DIR.value,
         common_flags.OUTPUT_DIR.value,

@@ -5,8 +5,10 @@ both be imported (tests import every entry point). Each converter imports
 this module and declares only flags of its own, with distinct names.
 """
 
+import os
 import sys
 
+from absl import app
 from absl import flags
 
 RAW_DIR = flags.DEFINE_string("raw_dir", None, "Folder of the raw dataset.")
@@ -20,20 +22,43 @@ DATASET = flags.DEFINE_string(
     "(tnet_tf.data.datasets) for data_prep.verify.",
 )
 TRAIN_SHARDS = flags.DEFINE_integer(
-    "train_shards", None, "Shards of the train split (default: the release's)."
+    "train_shards",
+    None,
+    "Shards of the train split (default: the release's).",
+    lower_bound=1,
 )
 EVAL_SHARDS = flags.DEFINE_integer(
     "eval_shards",
     None,
     "Shards of each evaluation split, validation and test (default: the "
     "release's).",
+    lower_bound=1,
 )
 NUM_WORKERS = flags.DEFINE_integer(
-    "num_workers", 8, "Threads decoding and encoding images."
+    "num_workers", 8, "Threads decoding and encoding images.", lower_bound=1
 )
 SHUFFLE_SEED = flags.DEFINE_integer(
     "shuffle_seed", 12345, "Seed of the shuffle before sharding (release: 12345)."
 )
+
+
+def check_paths(folders=(), files=()):
+    """Checks path flags before a converter reads or writes anything.
+
+    Args:
+        folders: flags (`FlagHolder`s) that must name existing folders.
+        files: flags that must name existing files when given.
+
+    Raises:
+        app.UsageError: naming the first flag whose path does not exist;
+            absl prints it with the usage (no traceback) and exits with 1.
+    """
+    for flag in folders:
+        if not os.path.isdir(flag.value or ""):
+            raise app.UsageError(f"--{flag.name}: no folder {flag.value!r}.")
+    for flag in files:
+        if flag.value is not None and not os.path.isfile(flag.value):
+            raise app.UsageError(f"--{flag.name}: no file {flag.value!r}.")
 
 
 def shard_counts(defaults):

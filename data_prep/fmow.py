@@ -254,6 +254,9 @@ def convert(
 
 def main(argv):
     del argv
+    common_flags.check_paths(
+        folders=[common_flags.RAW_DIR], files=[TEST_GT_MAPPING]
+    )
     reports = convert(
         common_flags.RAW_DIR.value,
         common_flags.OUTPUT_DIR.value,

@@ -209,6 +209,13 @@ def convert(
 
 def main(argv):
     del argv
+    common_flags.check_paths(
+        folders=[common_flags.RAW_DIR],
+        files=[
+            SYNSETS_FILE, METADATA_FILE, BOUNDING_BOXES_CSV,
+            VALIDATION_LABELS_FILE,
+        ],
+    )
     reports = convert(
         common_flags.RAW_DIR.value,
         common_flags.OUTPUT_DIR.value,

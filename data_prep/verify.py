@@ -141,6 +141,16 @@ def verify(data_dir, dataset=None, num_workers=8):
 
 def main(argv):
     del argv
+    common_flags.check_paths(folders=[DATA_DIR])
+    if not find_splits(DATA_DIR.value):
+        raise app.UsageError(
+            f"--data_dir: no TFRecord shards in {DATA_DIR.value!r}."
+        )
+    if common_flags.DATASET.value is not None:
+        try:
+            datasets.get_spec(common_flags.DATASET.value)
+        except ValueError as error:
+            raise app.UsageError(f"--dataset: {error}") from None
     summaries = verify(
         DATA_DIR.value, common_flags.DATASET.value, common_flags.NUM_WORKERS.value
     )

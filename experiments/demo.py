@@ -31,7 +31,11 @@ def demo_config():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    demo.run_demo(common.WORKDIR.value or DEFAULT_WORKDIR, demo_config())
+    try:
+        config = demo_config()
+    except (ValueError, TypeError) as error:  # a bad --override
+        raise app.UsageError(str(error)) from None
+    demo.run_demo(common.WORKDIR.value or DEFAULT_WORKDIR, config)
 
 
 if __name__ == "__main__":

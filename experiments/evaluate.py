@@ -23,12 +23,15 @@ from tnet_tf import experiment
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    recipe = common.recipe()
+    settings = common.locations(recipe)
+    common.check_data_dir(common.SPLIT.value or recipe.eval_split)
     rows = experiment.run_evaluation(
-        common.recipe(),
+        recipe,
         common.WORKDIR.value,
         common.DATA_DIR.value,
-        checkpoint=common.CHECKPOINT.value,
-        locations=common.locations(),
+        checkpoint=common.checkpoint(),
+        locations=settings,
         split=common.SPLIT.value,
     )
     print(experiment.evaluation_table(rows))

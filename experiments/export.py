@@ -20,11 +20,12 @@ from tnet_tf import experiment
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    recipe = common.recipe()
     paths = experiment.run_export(
-        common.recipe(),
+        recipe,
         common.WORKDIR.value,
-        checkpoint=common.CHECKPOINT.value,
-        locations=common.locations(),
+        checkpoint=common.checkpoint(),
+        locations=common.locations(recipe),
     )
     print(f"SavedModel: {paths['saved_model']}")
     endpoints = sorted(paths["signature_info"]["endpoints"])

@@ -6,10 +6,15 @@ process). A flag should select a recipe and override a few fields: anything
 else is `--override key=value` (`tnet_tf.recipes.apply_overrides`).
 """
 
+import os
+
+from absl import app
 from absl import flags
 
+from tnet_tf import config as config_lib
 from tnet_tf import experiment
 from tnet_tf import recipes
+from tnet_tf.data import records
 
 WORKDIR = flags.DEFINE_string(
     "workdir",
@@ -68,17 +73,89 @@ SPLIT = flags.DEFINE_string(
 )
 
 
+# The entry points validate every flag through the functions below before
+# they write anything: a bad value raises `app.UsageError`, which absl
+# prints with the usage (no traceback) before exiting with status 1.
+
+
 def recipe():
-    """The resolved recipe: --recipe or --preset, --override, --tiny, --seed."""
-    return recipes.resolve(
-        RECIPE.value,
-        preset=PRESET.value,
-        overrides=OVERRIDE.value,
-        tiny=TINY.value or None,
-        seed=SEED.value,
-    )
+    """The resolved recipe: --recipe or --preset, --override, --tiny, --seed.
+
+    Raises:
+        app.UsageError: an unknown recipe or preset, or a bad --override.
+    """
+    try:
+        return recipes.resolve(
+            RECIPE.value,
+            preset=PRESET.value,
+            overrides=OVERRIDE.value,
+            tiny=TINY.value or None,
+            seed=SEED.value,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    except TypeError as error:
+        # A value of the wrong type fails in a config check whose message
+        # names no flag.
+        raise app.UsageError(
+            f"--override {' '.join(OVERRIDE.value)}: a value of the wrong "
+            f"type ({error})."
+        ) from None
 
 
-def locations():
-    """The --locations settings as tuples, or None when not given."""
-    return [experiment.parse_locations(v) for v in LOCATIONS.value] or None
+def locations(resolved_recipe=None):
+    """The --locations settings as tuples, or None when not given.
+
+    With `resolved_recipe`, each setting is also checked against its model
+    (a baseline takes none; a TNet's counts must fit its grid).
+
+    Raises:
+        app.UsageError: a setting that does not parse or does not fit.
+    """
+    try:
+        settings = [experiment.parse_locations(v) for v in LOCATIONS.value]
+        if settings and resolved_recipe is not None:
+            if not resolved_recipe.is_tnet:
+                raise ValueError(
+                    f"--locations: the recipe '{resolved_recipe.name}' trains "
+                    "a baseline, which attends no locations."
+                )
+            grid_size = resolved_recipe.model_config().grid_size
+            for setting in settings:
+                config_lib.validate_locations(setting, grid_size)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    return settings or None
+
+
+def check_data_dir(*splits):
+    """Checks that --data_dir holds the complete shards of each split.
+
+    Raises:
+        app.UsageError: no --data_dir, a missing folder or missing shards.
+    """
+    if not DATA_DIR.value:
+        raise app.UsageError("Pass --data_dir: the record folder.")
+    for split in splits:
+        try:
+            records.list_shards(DATA_DIR.value, split)
+        except ValueError as error:
+            raise app.UsageError(f"--data_dir: {error}") from None
+
+
+def checkpoint(from_workdir=True):
+    """--checkpoint, else (with `from_workdir`) the final checkpoint of
+    --workdir, checked to exist; `None` when there is neither.
+
+    Raises:
+        app.UsageError: the checkpoint does not exist.
+    """
+    path = CHECKPOINT.value
+    if not path and from_workdir and WORKDIR.value:
+        path = experiment.default_checkpoint(WORKDIR.value)
+    if path and not os.path.exists(path):
+        raise app.UsageError(
+            f"No checkpoint at {path!r}: train first (experiments.train) or "
+            "pass --checkpoint."
+        )
+    return path

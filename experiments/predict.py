@@ -12,6 +12,8 @@ location probability) under a caption. --checkpoint is a .keras file or an
 exported SavedModel folder (default <workdir>/checkpoints/final.keras).
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -30,16 +32,17 @@ OUTPUT_PNG = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not (common.CHECKPOINT.value or common.WORKDIR.value):
+    model_path = common.checkpoint()
+    if model_path is None:
         raise app.UsageError("Pass --checkpoint or --workdir.")
+    if not os.path.isfile(IMAGE.value):
+        raise app.UsageError(f"--image: no file {IMAGE.value!r}.")
     settings = common.locations()
     if settings and len(settings) > 1:
         raise app.UsageError("predict draws one --locations setting.")
     result = experiment.run_predict(
         IMAGE.value,
-        experiment.default_checkpoint(
-            common.WORKDIR.value or "", common.CHECKPOINT.value
-        ),
+        model_path,
         OUTPUT_PNG.value,
         locations=settings[0] if settings else None,
         class_names=experiment.read_class_names(CLASS_NAMES.value),

@@ -31,11 +31,12 @@ WARMUP = flags.DEFINE_integer(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    recipe = common.recipe()
     rows = experiment.run_profile(
-        common.recipe(),
+        recipe,
         workdir=common.WORKDIR.value,
-        checkpoint=common.CHECKPOINT.value,
-        locations=common.locations(),
+        checkpoint=common.checkpoint(from_workdir=False),
+        locations=common.locations(recipe),
         repetitions=REPETITIONS.value,
         warmup=WARMUP.value,
     )

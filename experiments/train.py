@@ -26,6 +26,8 @@ final checkpoint in the sibling folder, runs/<restore_from>/, or from the
 `.keras` file given by --override=restore_from=<path>.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -59,8 +61,18 @@ DETERMINISTIC_OPS = flags.DEFINE_bool(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    recipe = common.recipe()
+    common.check_data_dir(recipe.train_split, recipe.eval_split)
+    runs_dir = os.path.dirname(os.path.abspath(common.WORKDIR.value))
+    restore_path = recipe.restore_path(runs_dir)
+    if restore_path and not os.path.exists(restore_path):
+        raise app.UsageError(
+            f"Recipe '{recipe.name}' starts from {restore_path!r}, which does "
+            "not exist: train that recipe first, or pass "
+            "--override=restore_from=<a .keras file>."
+        )
     result = experiment.run_training(
-        common.recipe(),
+        recipe,
         common.WORKDIR.value,
         common.DATA_DIR.value,
         STRATEGY.value,

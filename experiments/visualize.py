@@ -18,6 +18,8 @@ With --eval_csv (evaluate's CSVs), accuracy_vs_flops.png: one line per TNet
 over its location settings, one point per baseline (paper Fig. 1b, 3).
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -38,13 +40,22 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not (common.DATA_DIR.value or EVAL_CSV.value):
         raise app.UsageError("Pass --data_dir (pictures) or --eval_csv (plot).")
+    recipe = common.recipe()
+    settings = common.locations(recipe)
+    checkpoint = common.CHECKPOINT.value
+    if common.DATA_DIR.value:
+        common.check_data_dir(common.SPLIT.value or recipe.eval_split)
+        checkpoint = common.checkpoint()
+    missing = [path for path in EVAL_CSV.value if not os.path.isfile(path)]
+    if missing:
+        raise app.UsageError(f"--eval_csv: no file {missing[0]!r}.")
     paths = experiment.run_visualize(
-        common.recipe(),
+        recipe,
         common.WORKDIR.value,
         common.DATA_DIR.value,
-        checkpoint=common.CHECKPOINT.value,
+        checkpoint=checkpoint,
         split=common.SPLIT.value,
-        locations=common.locations(),
+        locations=settings,
         num_images=NUM_IMAGES.value,
         csv_images=CSV_IMAGES.value,
         eval_csvs=EVAL_CSV.value,

@@ -370,7 +370,6 @@ def run_training(
     # Workers other than the chief write into a scratch folder (TF guide on
     # multi-worker saving): every worker saves, only the chief's copy stays.
     directory = workdir if chief else tempfile.mkdtemp(prefix="tnet_worker_")
-    experiment_file = write_experiment_file(recipe, directory)
     keras.utils.set_random_seed(recipe.seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
@@ -400,6 +399,9 @@ def run_training(
         if restore_path:
             restore_weights(model, restore_path)
         compile_for_training(model, recipe)
+    # Written once the inputs and the model are built, so that a run that
+    # fails on its arguments (records, restore path) leaves nothing behind.
+    experiment_file = write_experiment_file(recipe, directory)
     if loop == "fit":
         # Attention pictures need a TNet: a baseline attends nothing.
         pictures = {}
@@ -505,11 +507,12 @@ def run_evaluation(
     checkpoint = default_checkpoint(workdir, checkpoint)
     model = load_checkpoint(checkpoint)
     compile_for_evaluation(model)
-    write_experiment_file(recipe, workdir)
     dataset = make_input(recipe, data_dir, split, False, source)
+    settings = location_settings(recipe, model, locations)
+    write_experiment_file(recipe, workdir)  # once the arguments are checked
     height, width = recipe.image_size
     rows = []
-    for setting in location_settings(recipe, model, locations):
+    for setting in settings:
         kwargs = {} if setting is None else {"locations_per_level": setting}
         logs = model.evaluate(
             dataset, return_dict=True, verbose=verbose, **kwargs
@@ -770,12 +773,12 @@ def run_export(
     """
     recipe = _resolve(recipe, overrides)
     model = load_checkpoint(default_checkpoint(workdir, checkpoint))
-    write_experiment_file(recipe, workdir)
     output_dir = output_dir or os.path.join(workdir, EXPORT_DIR)
     settings = None
     if isinstance(model, TNet):
         settings = location_settings(recipe, model, locations)
         settings = [list(setting) for setting in settings]
+    write_experiment_file(recipe, workdir)  # once the arguments are checked
     saved_model = os.path.join(output_dir, "saved_model")
     info = export.export_saved_model(
         model, saved_model, settings, image_size=recipe.image_size
