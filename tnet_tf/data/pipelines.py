@@ -183,8 +183,9 @@ def make_dataset(
     return dataset.with_options(options)
 
 
-# What `images.image_format` recognises (its table, and WebP's RIFF header),
-# the formats the converters store; all of them decode with decode_image.
+# What `images.image_format` recognises (its signature table, read here as
+# it is there, and WebP's RIFF header): the formats the converters store,
+# all of which `tf.io.decode_image` decodes.
 _IMAGE_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 _CHECKED_FEATURES = {
     "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
@@ -196,7 +197,8 @@ def _is_known_image(image_bytes):
     """Graph version of `images.image_format(...) is not None`."""
 
     def starts_with(signature, at=0):
-        return tf.equal(tf.strings.substr(image_bytes, at, len(signature)), signature)
+        head = tf.strings.substr(image_bytes, at, len(signature))
+        return tf.equal(head, signature)
 
     known = [starts_with(signature) for signature, _ in images._SIGNATURES]
     known.append(tf.logical_and(starts_with(b"RIFF"), starts_with(b"WEBP", 8)))

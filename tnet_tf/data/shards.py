@@ -154,7 +154,9 @@ def _convert_shard(
         for start in range(0, len(shard_items), chunk):
             batch = shard_items[start : start + chunk]
             # `map` keeps the item order: shard bytes do not depend on timing.
-            results = pool.map(lambda item: _encode(item, encode, raw_dir), batch)
+            results = pool.map(
+                lambda item: _encode(item, encode, raw_dir), batch
+            )
             for item, (example, note) in zip(batch, results):
                 progress.update(1)
                 if example is not None:
