@@ -85,11 +85,12 @@ def verify_split(
     with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
         for path in records.list_shards(data_dir, split):
             serialized, unreadable = [], []
-            shard = records.shard_records(path, os.path.getsize(path))
+            # A plain reader: records.shard_records traces a tf.data
+            # function per call, 0.1 s a shard (70 s on fMoW's 768 shards).
             try:
-                for record in shard:
+                for record in tf.data.TFRecordDataset(path):
                     serialized.append(record.numpy())
-            except tf.errors.InvalidArgumentError:
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
                 # Listed, not raised; the records before it are checked.
                 unreadable.append(
                     f"{os.path.basename(path)}#{len(serialized)}: truncated "
