@@ -156,13 +156,14 @@ def main(argv):
             "--raw_dir must be the dataset's root folder, the one holding "
             f"images.txt; {common_flags.RAW_DIR.value!r} has none."
         )
-    reports = convert(
-        common_flags.RAW_DIR.value,
-        common_flags.OUTPUT_DIR.value,
-        common_flags.DATASET.value,
-        num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
-        **common_flags.writer_options(),
-    )
+    with common_flags.layout_errors_as_usage():
+        reports = convert(
+            common_flags.RAW_DIR.value,
+            common_flags.OUTPUT_DIR.value,
+            common_flags.DATASET.value,
+            num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
+            **common_flags.writer_options(),
+        )
     common_flags.print_reports(reports)
 
 

@@ -5,6 +5,7 @@ both be imported (tests import every entry point). Each converter imports
 this module and declares only flags of its own, with distinct names.
 """
 
+import contextlib
 import os
 import sys
 
@@ -40,6 +41,28 @@ NUM_WORKERS = flags.DEFINE_integer(
 SHUFFLE_SEED = flags.DEFINE_integer(
     "shuffle_seed", 12345, "Seed of the shuffle before sharding (release: 12345)."
 )
+
+
+class RawLayoutError(ValueError):
+    """The raw folder is not laid out as the converter expects."""
+
+
+@contextlib.contextmanager
+def layout_errors_as_usage():
+    """Turns a raw-layout problem into a usage message (no traceback).
+
+    Covers `RawLayoutError` and a file or folder of the layout that does not
+    exist; anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except RawLayoutError as error:
+        raise app.UsageError(f"--raw_dir: {error}") from None
+    except FileNotFoundError as error:
+        raise app.UsageError(
+            f"--raw_dir: {error.filename or error} does not exist; see the "
+            "converter's docstring for the layout it reads."
+        ) from None
 
 
 def check_paths(folders=(), files=()):

@@ -215,7 +215,7 @@ def work_items(raw_dir, crops=False, max_smaller_side=None, test_gt_mapping=None
     if os.path.exists(mapping):
         splits["test"] = _test_split(raw_dir, mapping, crops, cap)
     if not splits:
-        raise ValueError(
+        raise common_flags.RawLayoutError(
             f"No train/, val/ or test_gt_mapping.json in {raw_dir!r}."
         )
     return splits
@@ -257,15 +257,16 @@ def main(argv):
     common_flags.check_paths(
         folders=[common_flags.RAW_DIR], files=[TEST_GT_MAPPING]
     )
-    reports = convert(
-        common_flags.RAW_DIR.value,
-        common_flags.OUTPUT_DIR.value,
-        crops=CROPS.value,
-        max_smaller_side=MAX_SMALLER_SIDE.value,
-        test_gt_mapping=TEST_GT_MAPPING.value,
-        num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
-        **common_flags.writer_options(),
-    )
+    with common_flags.layout_errors_as_usage():
+        reports = convert(
+            common_flags.RAW_DIR.value,
+            common_flags.OUTPUT_DIR.value,
+            crops=CROPS.value,
+            max_smaller_side=MAX_SMALLER_SIDE.value,
+            test_gt_mapping=TEST_GT_MAPPING.value,
+            num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
+            **common_flags.writer_options(),
+        )
     common_flags.print_reports(reports)
 
 

@@ -138,7 +138,9 @@ def _validation_folder(raw_dir):
     for name in ("validation", "val"):
         if os.path.isdir(os.path.join(raw_dir, name)):
             return os.path.join(raw_dir, name)
-    raise ValueError(f"Neither validation/ nor val/ found in {raw_dir!r}.")
+    raise common_flags.RawLayoutError(
+        f"Neither validation/ nor val/ found in {raw_dir!r}."
+    )
 
 
 def work_items(
@@ -167,7 +169,7 @@ def work_items(
             folder, validation_synsets, labels, texts
         )
     else:
-        raise ValueError(
+        raise common_flags.RawLayoutError(
             f"{folder!r} holds no synset folders: pass the validation labels "
             "file (one synset per line) to label its images."
         )
@@ -216,16 +218,17 @@ def main(argv):
             VALIDATION_LABELS_FILE,
         ],
     )
-    reports = convert(
-        common_flags.RAW_DIR.value,
-        common_flags.OUTPUT_DIR.value,
-        SYNSETS_FILE.value,
-        METADATA_FILE.value,
-        BOUNDING_BOXES_CSV.value,
-        VALIDATION_LABELS_FILE.value,
-        num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
-        **common_flags.writer_options(),
-    )
+    with common_flags.layout_errors_as_usage():
+        reports = convert(
+            common_flags.RAW_DIR.value,
+            common_flags.OUTPUT_DIR.value,
+            SYNSETS_FILE.value,
+            METADATA_FILE.value,
+            BOUNDING_BOXES_CSV.value,
+            VALIDATION_LABELS_FILE.value,
+            num_shards=common_flags.shard_counts(DEFAULT_SHARDS),
+            **common_flags.writer_options(),
+        )
     common_flags.print_reports(reports)
 
 

@@ -151,12 +151,19 @@ def test_experiment_flags_are_checked_before_anything_is_written(
         (imagenet, {"synsets_file": "{tmp}/none.txt"}, "--synsets_file"),
         (verify, {"data_dir": "{tmp}/raw"}, "no TFRecord shards"),
         (verify, {"data_dir": "{tmp}/none"}, "--data_dir: no folder"),
+        # An existing but empty raw folder: the layout, not a flag, is wrong.
+        (fmow, {}, "--raw_dir: No train/, val/ or test_gt_mapping"),
+        (
+            imagenet, {"synsets_file": "{tmp}/raw/synsets.txt"},
+            "--raw_dir: .*train.* does not exist",
+        ),
     ],
 )
 def test_converter_flags_are_checked_before_anything_is_written(
     tmp_path, entry_point, values, expected
 ):
     (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "synsets.txt").write_text("n01440764\n")
     output_dir = tmp_path / "out"
     values = {
         key: value.format(tmp=tmp_path) if isinstance(value, str) else value
