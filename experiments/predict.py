@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 
 from experiments import flags as common
+from tnet_tf import config as config_lib
 from tnet_tf import experiment
 
 IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
@@ -40,13 +41,17 @@ def main(argv):
     settings = common.locations()
     if settings and len(settings) > 1:
         raise app.UsageError("predict draws one --locations setting.")
-    result = experiment.run_predict(
-        IMAGE.value,
-        model_path,
-        OUTPUT_PNG.value,
-        locations=settings[0] if settings else None,
-        class_names=experiment.read_class_names(CLASS_NAMES.value),
-    )
+    try:
+        result = experiment.run_predict(
+            IMAGE.value,
+            model_path,
+            OUTPUT_PNG.value,
+            locations=settings[0] if settings else None,
+            class_names=experiment.read_class_names(CLASS_NAMES.value),
+        )
+    except config_lib.LocationSettingError as error:
+        # The model, known only once loaded, cannot take this setting.
+        raise app.UsageError(f"--locations: {error}") from None
     for rank, (name, probability) in enumerate(result["top"], start=1):
         print(f"{rank}. {name:<30} {probability:.4f}")
     print(f"Picture: {result['png']}")

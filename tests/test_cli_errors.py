@@ -194,3 +194,33 @@ def test_a_failed_training_run_writes_no_experiment_file(tmp_path):
             "tiny_test", str(workdir), str(tmp_path / "missing"), verbose=0
         )
     assert not (workdir / experiment.EXPERIMENT_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    "setting, expected",
+    [("10", "impossible"), (",".join(["1"] * 10), "deepest valid setting")],
+)
+def test_predict_rejects_a_setting_the_loaded_model_cannot_take(
+    tmp_path, setting, expected
+):
+    """predict has no recipe: the setting is checked once the model loads."""
+    import numpy as np
+    import tensorflow as tf
+
+    from experiments import predict
+    from tnet_tf import presets
+
+    checkpoint = str(tmp_path / "model.keras")
+    model = presets.build("tiny_test")
+    model(np.zeros((1, 96, 96, 3), "float32"))
+    model.save(checkpoint)
+    image = str(tmp_path / "image.png")
+    tf.io.write_file(image, tf.io.encode_png(np.zeros((96, 96, 3), "uint8")))
+    _parsed()
+    with flagsaver.flagsaver(
+        image=image, checkpoint=checkpoint, locations=[setting],
+        output_png=str(tmp_path / "out.png"),
+    ):
+        with pytest.raises(app.UsageError, match=f"(?s)--locations: .*{expected}"):
+            predict.main(["predict"])
+    assert not (tmp_path / "out.png").exists()

@@ -325,17 +325,25 @@ class BaselineConfig(_ConfigMixin):
             _check(0.0 <= getattr(self, key) < 1.0, key, getattr(self, key))
 
 
+class LocationSettingError(ValueError):
+    """A `locations_per_level` setting that the model or image cannot take.
+
+    A `ValueError`; its own type lets entry points report a bad
+    `--locations` as a usage error.
+    """
+
+
 def validate_locations(locations_per_level, grid_size):
     """Checks a `locations_per_level` sequence against an `n x n` grid."""
     cells = grid_size * grid_size
     for level, count in enumerate(locations_per_level):
         if not isinstance(count, int) or isinstance(count, bool):
-            raise ValueError(
+            raise LocationSettingError(
                 f"`locations_per_level` must hold ints, got {count!r} at "
                 f"position {level} of {tuple(locations_per_level)}."
             )
         if not 0 <= count <= cells:
-            raise ValueError(
+            raise LocationSettingError(
                 f"`locations_per_level[{level}]` = {count} is impossible: a "
                 f"{grid_size}x{grid_size} grid has {cells} cells."
             )

@@ -37,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf import config as config_lib
 from tnet_tf import distributed
 from tnet_tf import export
 from tnet_tf import presets
@@ -824,7 +825,7 @@ def load_predictor(model_path):
                 else export.endpoint_name(setting)
             )
             if name not in served.signatures:
-                raise ValueError(
+                raise config_lib.LocationSettingError(
                     f"The SavedModel has no endpoint {name!r}; it has "
                     f"{sorted(served.signatures)}."
                 )

@@ -350,7 +350,7 @@ class TNet(fine_tuning.FineTuningModel):
         if locations_per_level is None:
             return self.config.locations_per_level
         if isinstance(locations_per_level, int):
-            raise ValueError(
+            raise config_lib.LocationSettingError(
                 "`locations_per_level` must be a list with one value per level "
                 f"transition (e.g. [2, 1]), got {locations_per_level!r}."
             )
@@ -418,8 +418,8 @@ class TNet(fine_tuning.FineTuningModel):
         )
 
     def check_traversal_depth(self, locations_per_level, height, width):
-        """Raises `ValueError` if `locations_per_level` goes deeper than
-        `height x width` px images allow.
+        """Raises `LocationSettingError` if `locations_per_level` goes
+        deeper than `height x width` px images allow.
 
         Each level of cells shrinks the regions' sides by about
         `cell_fraction`; a level whose cells would be under 1 px cannot be
@@ -432,7 +432,7 @@ class TNet(fine_tuning.FineTuningModel):
         valid = self._deepest_cell_levels(height, width, depth)
         if valid < depth:
             config = self.config
-            raise ValueError(
+            raise config_lib.LocationSettingError(
                 f"`locations_per_level`={list(locations)} attends cells "
                 f"{depth} levels below the whole image, but {height}x{width} "
                 f"px images allow at most {valid} with a {config.grid_size}x"
