@@ -25,7 +25,9 @@ MIN_INTACT_FRACTION = 0.9
 _MCU_ROWS = 16
 _END_OF_IMAGE = b"\xff\xd9"
 
-_SIGNATURES = (
+# Magic bytes at offset 0 of each format the converters and the pipeline
+# accept (WebP, "RIFF....WEBP", is checked apart).
+IMAGE_SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"GIF87a", "GIF"),
@@ -36,7 +38,7 @@ _SIGNATURES = (
 
 def image_format(data):
     """The format named by the file's magic bytes, or `None` if unknown."""
-    for signature, name in _SIGNATURES:
+    for signature, name in IMAGE_SIGNATURES:
         if data.startswith(signature):
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":

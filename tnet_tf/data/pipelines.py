@@ -200,7 +200,7 @@ def _is_known_image(image_bytes):
         head = tf.strings.substr(image_bytes, at, len(signature))
         return tf.equal(head, signature)
 
-    known = [starts_with(signature) for signature, _ in images._SIGNATURES]
+    known = [starts_with(signature) for signature, _ in images.IMAGE_SIGNATURES]
     known.append(tf.logical_and(starts_with(b"RIFF"), starts_with(b"WEBP", 8)))
     return tf.reduce_any(tf.stack(known), axis=0)
 
