@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tnet_tf import geometry
 from tnet_tf import presets
 from tnet_tf import viz
 
@@ -205,3 +206,90 @@ def test_attention_rows_with_zero_locations_and_feature_weights():
 def test_attention_rows_needs_location_probs():
     with pytest.raises(ValueError, match="location_probs"):
         viz.attention_rows({"logits": np.zeros((1, 2))}, ["a"], [0])
+
+
+def _decoded_rgb(path):
+    return tf.io.decode_png(tf.io.read_file(str(path)), channels=3).numpy()
+
+
+def _bounding_box(mask):
+    """`(top, left, bottom, right)` of the True pixels, bottom/right
+    exclusive."""
+    rows, cols = np.nonzero(mask)
+    return rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
+
+
+def test_location_probability_png_outlines_the_most_probable_cell(tmp_path):
+    grid_size, cell_fraction, side = 4, 0.34375, 32
+    # Blue appears nowhere else in the picture: not in the white
+    # background, the black captions or viridis.
+    blue = (0, 0, 255)
+    images = np.broadcast_to(np.uint8(blue), (2, side, side, 3))
+    probs = np.full((2, grid_size * grid_size), 0.02)
+    probs[0, 6] = 0.7  # row 1, col 2
+    probs[1, 13] = 0.7  # row 3, col 1
+    path = tmp_path / "location.png"
+    size = viz.location_probability_png(
+        path,
+        images,
+        probs,
+        grid_size,
+        cell_fraction,
+        labels=[3, 5],
+        predictions=[3, 1],
+        columns=1,
+        panel_width=200,
+    )
+    picture = _decoded_rgb(path)
+    assert picture.shape[:2] == size and size[1] == 200
+
+    red = np.all(picture == viz.level_colour(2), axis=-1)
+    blue_pixels = np.all(picture == blue, axis=-1)
+    boxes = geometry.grid_boxes(side, side, grid_size, cell_fraction)
+    panel_height = size[0] // 2
+    for index, cell in enumerate((6, 13)):
+        panel = slice(index * panel_height, (index + 1) * panel_height)
+        # The image is where the blue and the outline are.
+        drawn = blue_pixels[panel] | red[panel]
+        top, left, bottom, right = _bounding_box(drawn)
+        shown = bottom - top
+        assert shown == right - left and shown > 2 * side
+        scale = shown / side
+        y0, x0, y1, x1 = boxes[cell]
+        expected = np.array([y0, x0, y1, x1]) * scale + [top, left, top, left]
+        outline = _bounding_box(red[panel])
+        np.testing.assert_allclose(outline, expected, atol=1.5)
+        # An outline, not a filled box: the cell's centre stays blue.
+        centre = red[panel][
+            round((expected[0] + expected[2]) / 2),
+            round((expected[1] + expected[3]) / 2),
+        ]
+        assert not centre
+
+
+def test_location_probability_png_size_and_one_cell_grid(tmp_path):
+    path = tmp_path / "one_cell.png"
+    images = np.zeros((3, 20, 20, 3), np.float32)
+    size = viz.location_probability_png(
+        path, images, np.ones((3, 1)), 1, 0.5, columns=2, panel_width=120
+    )
+    side = (120 - 3 * viz.CAPTION_MARGIN) // 2
+    panel_height = side + viz.LINE_HEIGHT + 2 * viz.CAPTION_MARGIN
+    assert size == (2 * panel_height, 240)
+    assert _decoded_shape(path) == (2 * panel_height, 240, 4)
+
+
+def test_location_probability_png_rejects_bad_inputs(tmp_path):
+    path = tmp_path / "bad.png"
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="empty"):
+        viz.location_probability_png(
+            path, images[:0], np.zeros((0, 9)), 3, 0.5
+        )
+    for probs in (np.zeros((2, 8)), np.zeros((1, 9)), np.zeros((2, 1, 9))):
+        with pytest.raises(ValueError, match=r"\(2, 9\)"):
+            viz.location_probability_png(path, images, probs, 3, 0.5)
+    with pytest.raises(ValueError, match="square"):
+        viz.location_probability_png(
+            path, np.zeros((2, 16, 20, 3), np.uint8), np.zeros((2, 9)), 3, 0.5
+        )
