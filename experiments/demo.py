@@ -1,7 +1,7 @@
 """The Megapixel-MNIST demo (`make demo`): TNet against two CNNs.
 
     python -m experiments.demo --workdir=runs/demo
-    python -m experiments.demo --override=epochs=4 --override=train_canvases=1000
+    python -m experiments.demo --override=max_epochs=8 --override=train_canvases=2000
     python -m experiments.demo --tiny          # a smoke run of a few canvases
 
 Generates the canvases, pretrains the backbone on single digits, trains

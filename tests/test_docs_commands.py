@@ -39,7 +39,7 @@ RELEASE_FIXTURE = os.path.join(
 
 # Commands the documents show that this module does not run, with why.
 NOT_RUN_HERE = {
-    "make demo": "14 minutes; tests/test_demo.py runs its smoke version",
+    "make demo": "13 minutes; tests/test_demo.py runs its smoke version",
     "make test": "this suite",
     "make test-slow": "the slow tier of this suite",
 }

@@ -184,9 +184,11 @@ _register(
 )
 
 # The demo (`tnet_tf.demo`): 256 px Megapixel MNIST canvases. Level 1 sees the
-# canvas at 32 px (antialiased: a digit is a 3.5 px blob, enough to find it
-# but not to read it); a 7 x 7 grid of 64 px cells, 32 px apart, holds every
-# 28 px digit wholly in some cell, read at 14 px.
+# canvas at 32 px (antialiased), where a digit is a 3.5 px blob much like the
+# noise: its best cell is the most probable one on only about half of the
+# canvases, so TNet attends 8 of the 49 cells (README, Demo). A 7 x 7 grid of
+# 64 px cells, 32 px apart, holds every 28 px digit wholly in some cell, read
+# at 14 px; feature weighting lets the digit's cell outweigh the others.
 _register(
     TNetConfig(
         name="megapixel_mnist_tnet",
@@ -198,9 +200,10 @@ _register(
         grid_size=7,
         cell_fraction=0.25,
         num_levels=2,
-        locations_per_level=(3,),
+        locations_per_level=(8,),
         positional_encoding_divisor=2,
         uniform_initial_policy=True,
+        feature_weighting=True,
     )
 )
 # The same tiny CNN on the whole canvas, the demo's baselines.

@@ -505,6 +505,9 @@ def fit(
         train_data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        # A dataset shuffles itself; Keras would warn that `shuffle` is
+        # ignored for one. Arrays are shuffled by Keras as usual.
+        shuffle=not isinstance(train_data, tf.data.Dataset),
         validation_data=validation_data,
         callbacks=make_callbacks(workdir, **options) + list(callbacks or []),
         verbose=verbose,

@@ -49,6 +49,8 @@ DPI = 100
 FONT_SIZE = 8
 LINE_HEIGHT = 14
 CAPTION_MARGIN = 6
+# The lowest probability the location heat map tells apart (log scale).
+PROBABILITY_FLOOR = 1e-4
 
 
 def level_colour(level):
@@ -306,7 +308,7 @@ def location_probability_png(
     Each panel shows the image with its most probable level-1 grid cell
     outlined (the level-2 colour of `draw_attention`) and, to its right, an
     `n x n` heat map of the cells' probabilities at the same height (colour
-    scale from 0 to the panel's largest probability; the three most probable
+    on a log scale from `PROBABILITY_FLOOR` to 1; the three most probable
     cells carry their value when the squares are large enough). The caption
     gives the largest probability and its cell `row,col`, then `true` /
     `pred` when `labels` / `predictions` are given. Cells are those of
@@ -402,12 +404,15 @@ def location_probability_png(
             ]
         )
         top_probability = float(probs[best])
-        scale = top_probability if top_probability > 0 else 1.0
+        # A log scale: a trained policy puts nearly all its mass on one
+        # cell, and on a linear scale the ranking of the others (which
+        # decides the cells after the first) would not show.
+        log_probs = np.log10(np.maximum(probs, PROBABILITY_FLOOR))
         heat.imshow(
-            probs.reshape(grid_size, grid_size),
+            log_probs.reshape(grid_size, grid_size),
             cmap="viridis",
-            vmin=0.0,
-            vmax=scale,
+            vmin=np.log10(PROBABILITY_FLOOR),
+            vmax=0.0,
             interpolation="nearest",
             extent=(0, grid_size, grid_size, 0),
             aspect="auto",
@@ -420,7 +425,7 @@ def location_probability_png(
                     cell_column + 0.5,
                     cell_row + 0.5,
                     f"{probs[cell]:.2f}",
-                    color="black" if probs[cell] > 0.6 * scale else "white",
+                    color="black" if log_probs[cell] > -1.0 else "white",
                     fontsize=FONT_SIZE - 1,
                     va="center",
                     ha="center",
