@@ -339,7 +339,8 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
 
     uninterrupted = new_model()
     uninterrupted.fit(
-        dataset(), epochs=2, steps_per_epoch=steps_per_epoch, verbose=0
+        dataset(), epochs=2, steps_per_epoch=steps_per_epoch, verbose=0,
+        shuffle=False,  # as training.fit passes for a dataset
     )
     steps = steps_per_epoch or 4
 

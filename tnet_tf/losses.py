@@ -1,7 +1,9 @@
 """The hybrid REINFORCE loss of TNet, equations (1)-(3) of the paper.
 
-Pure tensors in, a dict of scalars out; no flags, I/O or logging. The caller
-(`TNet.train_step`) scales the total for the replica count.
+Pure tensors in, a dict of scalars out; no flags, I/O or logging. The total
+is this replica's mean; `FineTuningModel.minimize` (tnet_tf/fine_tuning.py),
+which `train_step` and the multi-worker loop share, divides it by the number
+of replicas.
 
 With `N` the examples of the (tiled) batch, `R_i` the top-1 correctness of
 the aggregate prediction, `R_v` that of the single vector `v`, `b` the reward
