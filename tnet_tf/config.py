@@ -19,6 +19,11 @@ REGION_SAMPLING_MODES = ("auto", "crop", "resample")
 INPUT_NORMALIZATIONS = ("backbone", "none")
 
 
+def is_positive_int(value):
+    """True for an int above 0 (a bool is not an int here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _as_pair(value, name):
     if isinstance(value, int):
         return (value, value)

@@ -128,7 +128,7 @@ def build_backbone(
     """
     input_shape = _check_input_shape(input_shape)
     if grid_size is not None:
-        if not _is_positive_int(grid_size):
+        if not config_lib.is_positive_int(grid_size):
             raise ValueError(
                 "`grid_size` must be a positive int or None. "
                 f"Received: grid_size={grid_size!r}"
@@ -443,16 +443,15 @@ def _build_keras_application(
 # Helpers.
 
 
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _check_input_shape(input_shape):
     if not (
         isinstance(input_shape, (tuple, list))
         and len(input_shape) == 3
         and input_shape[2] == 3
-        and all(side is None or _is_positive_int(side) for side in input_shape[:2])
+        and all(
+            side is None or config_lib.is_positive_int(side)
+            for side in input_shape[:2]
+        )
     ):
         raise ValueError(
             "`input_shape` must be (H, W, 3) with positive ints or None for "

@@ -4,13 +4,10 @@ import dataclasses
 
 import keras
 
+from tnet_tf import config as config_lib
 from tnet_tf.backbones import build_backbone
 from tnet_tf.backbones import check_tap
 from tnet_tf.backbones import check_tap_slice
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
@@ -105,7 +102,7 @@ class FeatureExtractor(keras.layers.Layer):
         self.input_normalization = input_normalization
         self.tap_slice = None if tap_slice is None else check_tap_slice(tap_slice)
 
-        if grid_size is not None and not _is_positive_int(grid_size):
+        if grid_size is not None and not config_lib.is_positive_int(grid_size):
             raise ValueError(
                 "`grid_size` must be a positive int or None. "
                 f"Received: grid_size={grid_size!r}"
@@ -182,12 +179,12 @@ class FeatureExtractor(keras.layers.Layer):
     def _check_base_resolution(base_resolution):
         if base_resolution is None:
             return None
-        if _is_positive_int(base_resolution):
+        if config_lib.is_positive_int(base_resolution):
             return (base_resolution, base_resolution)
         if (
             isinstance(base_resolution, (tuple, list))
             and len(base_resolution) == 2
-            and all(_is_positive_int(side) for side in base_resolution)
+            and all(config_lib.is_positive_int(side) for side in base_resolution)
         ):
             return tuple(base_resolution)
         raise ValueError(

@@ -3,11 +3,9 @@
 import keras
 import numpy as np
 
+from tnet_tf import config as config_lib
+
 VARIANTS = ("bagnet", "efficientnet")
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @keras.saving.register_keras_serializable(package="tnet_tf")
@@ -93,12 +91,12 @@ class LocationModule(keras.layers.Layer):
                 f"`variant` must be one of {VARIANTS}. "
                 f"Received: variant={variant!r}"
             )
-        if not _is_positive_int(grid_size):
+        if not config_lib.is_positive_int(grid_size):
             raise ValueError(
                 "`grid_size` must be a positive integer. "
                 f"Received: grid_size={grid_size!r}"
             )
-        if hidden_channels is not None and not _is_positive_int(
+        if hidden_channels is not None and not config_lib.is_positive_int(
             hidden_channels
         ):
             raise ValueError(
