@@ -279,14 +279,9 @@ def attention_grid_png(
             caption.append(
                 f"true {_class_name(int(labels[index]), class_names)}"
             )
-        figure.text(
-            (column * panel_width + 4) / width,
-            (bottom - 2) / height,
-            "\n".join(caption),
-            va="top",
-            ha="left",
-            fontsize=FONT_SIZE,
-            linespacing=LINE_HEIGHT / (FONT_SIZE * DPI / 72.0),
+        _caption(
+            figure, (column * panel_width + 4) / width, (bottom - 2) / height,
+            caption,
         )
     _save(figure, path)
     return height, width
@@ -446,15 +441,7 @@ def location_probability_png(
                     if values is not None
                 )
             )
-        figure.text(
-            left / width,
-            (bottom - 2) / height,
-            "\n".join(caption),
-            va="top",
-            ha="left",
-            fontsize=FONT_SIZE,
-            linespacing=LINE_HEIGHT / (FONT_SIZE * DPI / 72.0),
-        )
+        _caption(figure, left / width, (bottom - 2) / height, caption)
     _save(figure, path)
     return height, width
 
@@ -725,6 +712,20 @@ def _resize_nearest(image, height, width):
     rows = np.minimum(rows.astype(np.int64), image.shape[0] - 1)
     cols = np.minimum(cols.astype(np.int64), image.shape[1] - 1)
     return image[rows][:, cols]
+
+
+def _caption(figure, x, y, lines):
+    """Caption `lines` with their top-left corner at figure fraction
+    `(x, y)`, one `LINE_HEIGHT` apart."""
+    figure.text(
+        x,
+        y,
+        "\n".join(lines),
+        va="top",
+        ha="left",
+        fontsize=FONT_SIZE,
+        linespacing=LINE_HEIGHT / (FONT_SIZE * DPI / 72.0),
+    )
 
 
 def _figure(height, width):
