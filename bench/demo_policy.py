@@ -73,11 +73,7 @@ def cell_hits(cells, centres, config, side):
     boxes = np.asarray(geometry.grid_boxes(
         side, side, config.grid_size, config.cell_fraction
     ), np.float64)[cells] / side
-    y, x = centres[:, 0], centres[:, 1]
-    return (
-        (boxes[:, 0] <= y) & (y < boxes[:, 2])
-        & (boxes[:, 1] <= x) & (x < boxes[:, 3])
-    )
+    return demo.centres_inside(boxes[:, None], centres)[:, 0]
 
 
 def nearest_cells(centres, config, side):
@@ -121,10 +117,9 @@ def reading(model, canvases, labels, centres, locations, batch_size=200):
         distance = np.abs(box_centres - centres[part, None]).max(-1)
         nearest = distance.argmin(1)
         rows = np.arange(len(nearest))
-        inside = (
-            (boxes[rows, nearest, :2] <= centres[part])
-            & (centres[part] < boxes[rows, nearest, 2:])
-        ).all(-1)
+        inside = demo.centres_inside(
+            boxes[rows, nearest][:, None], centres[part]
+        )[:, 0]
         per_cell = np.asarray(outputs["per_feature_logits"])[:, 1:]
         cell_right.append(per_cell[rows, nearest].argmax(-1) == labels[part])
         aggregate_right.append(

@@ -378,6 +378,16 @@ def train(model, train_data, validation_data, config, directory, verbose,
     }
 
 
+def centres_inside(boxes, centres):
+    """`(N, T)` bool: whether box `[n, t]` (normalised `(ymin, xmin, ymax,
+    xmax)`, `(N or 1, T, 4)`) contains centre `n` (`(N, 2)`, `(y, x)`)."""
+    y, x = centres[:, None, 0], centres[:, None, 1]
+    return (
+        (boxes[..., 0] <= y) & (y < boxes[..., 2])
+        & (boxes[..., 1] <= x) & (x < boxes[..., 3])
+    )
+
+
 def attended_centre_fraction(boxes, levels, centres):
     """Fraction of images where an attended cell contains the digit centre.
 
@@ -387,12 +397,7 @@ def attended_centre_fraction(boxes, levels, centres):
         levels: `(N, T)` TNet's `attended_levels`.
         centres: `(N, 2)` normalised `(y, x)` of each image's digit.
     """
-    y, x = centres[:, None, 0], centres[:, None, 1]
-    inside = (
-        (np.asarray(levels) >= 2)
-        & (boxes[..., 0] <= y) & (y < boxes[..., 2])
-        & (boxes[..., 1] <= x) & (x < boxes[..., 3])
-    )
+    inside = (np.asarray(levels) >= 2) & centres_inside(boxes, centres)
     return float(np.mean(np.any(inside, axis=1)))
 
 
@@ -403,12 +408,7 @@ def chance_localization(centres, locations, grid_size, cell_fraction, side):
     cells = np.asarray(
         geometry.grid_boxes(side, side, grid_size, cell_fraction), np.float64
     ) / side
-    y, x = centres[:, None, 0], centres[:, None, 1]
-    covering = np.sum(
-        (cells[:, 0] <= y) & (y < cells[:, 2])
-        & (cells[:, 1] <= x) & (x < cells[:, 3]),
-        axis=1,
-    )
+    covering = np.sum(centres_inside(cells[None], centres), axis=1)
     total = grid_size * grid_size
     missing = [
         math.comb(total - int(m), locations) / math.comb(total, locations)
