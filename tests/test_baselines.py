@@ -25,8 +25,8 @@ def batch():
 def test_loss_terms_match_numpy():
     model = tiny_baseline(l2_weight=1e-3, contrastive_weight=2.0, contrastive_margin=0.3)
     images, labels = batch()
-    logits, terms = model.compute_loss_terms(images, labels, training=False)
-    logits = np.asarray(logits, np.float64)
+    outputs, terms = model.compute_loss_terms(images, labels, training=False)
+    logits = np.asarray(outputs["logits"], np.float64)
     expected_ce = np.mean([numpy_reference.cross_entropy(y, z) for y, z in zip(labels, logits)])
     np.testing.assert_allclose(float(terms["cross_entropy"]), expected_ce, rtol=1e-5)
     # Group-norm scales and offsets (gamma, beta) are not decayed.

@@ -30,10 +30,10 @@ from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf import release
 from tnet_tf.backbones import efficientnet
-from tnet_tf.baselines import BaselineClassifier
+from tnet_tf.models import BaselineClassifier
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
-from tnet_tf.model import TNet
+from tnet_tf.models import TNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE_ROOT = os.environ.get(

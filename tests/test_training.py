@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from tnet_tf import TNet
-from tnet_tf import fine_tuning
+from tnet_tf import config as config_lib
+from tnet_tf.models import image_classifier
+from tnet_tf.models import replica_steps
 from tnet_tf import presets
 from tnet_tf import training
 from tnet_tf import viz
@@ -455,13 +457,14 @@ def test_a_non_finite_image_skips_the_step_and_is_counted():
     )
 
 
-class BatchNormClassifier(fine_tuning.FineTuningModel):
+class BatchNormClassifier(image_classifier.ImageClassifier):
     """A convolution, batch normalization and a linear classifier: a model
     whose forward pass moves state (the moving statistics)."""
 
+    config_class = config_lib.TNetConfig
+
     def __init__(self):
-        super().__init__()
-        self.config = presets.get("tiny_test").replace(l2_weight=0.0)
+        super().__init__(presets.get("tiny_test").replace(l2_weight=0.0))
         self.feature_extractor = keras.Sequential(
             [
                 keras.layers.Conv2D(4, 3),
@@ -474,20 +477,14 @@ class BatchNormClassifier(fine_tuning.FineTuningModel):
 
     def call(self, images, training=None):
         features = self.feature_extractor(images, training=training)
-        return self.classifier(features)
+        return {"logits": self.classifier(features)}
 
-    def train_step(self, data):
-        images, labels = fine_tuning.unpack_batch(data)
-
-        def compute_loss():
-            logits = self(images, training=True)
-            loss = keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True
-            )
-            return logits, {"loss": tf.reduce_mean(loss)}
-
-        logits, terms = self.minimize(compute_loss)
-        return self.update_metrics(labels, logits, terms)
+    def compute_loss_terms(self, images, labels, training):
+        outputs = self(images, training=training)
+        loss = keras.losses.sparse_categorical_crossentropy(
+            labels, outputs["logits"], from_logits=True
+        )
+        return outputs, {"loss": tf.reduce_mean(loss)}
 
 
 def test_a_skipped_step_leaves_batch_norm_statistics_unchanged():

@@ -16,10 +16,10 @@ from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf import release
 from tnet_tf import sampling
-from tnet_tf.baselines import BaselineClassifier
+from tnet_tf.models import BaselineClassifier
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
 from tnet_tf.config import apply_overrides
-from tnet_tf.model import TNet
+from tnet_tf.models import TNet
 
 __version__ = "0.1.0"

@@ -196,7 +196,7 @@ def train_loop(
     `fit`) and averages the returned logs over replicas. A step whose loss
     terms or gradients are not finite on any replica is skipped on all of
     them and counted in `skipped_steps`, as in `fit`
-    (`tnet_tf.fine_tuning.FineTuningModel.minimize`). Metrics are reset at
+    (`tnet_tf.models.ImageClassifier.minimize`). Metrics are reset at
     each epoch, as in `fit`. With `validation_data`, every epoch ends with a
     pass of `model.test_step` over it, and its logs join the epoch's logs
     with a `val_` prefix, as in `fit`.

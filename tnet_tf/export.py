@@ -52,7 +52,7 @@ import keras
 import tensorflow as tf
 
 from tnet_tf.data import augment
-from tnet_tf.model import TNet
+from tnet_tf.models import TNet
 
 DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"

@@ -1,7 +1,7 @@
 """The hybrid REINFORCE loss of TNet, equations (1)-(3) of the paper.
 
 Pure tensors in, a dict of scalars out; no flags, I/O or logging. The total
-is this replica's mean; `FineTuningModel.minimize` (tnet_tf/fine_tuning.py),
+is this replica's mean; `ImageClassifier.minimize` (tnet_tf/models),
 which `train_step` and the multi-worker loop share, divides it by the number
 of replicas.
 

@@ -32,10 +32,10 @@ from tnet_tf import checkpoints
 from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf.backbones import efficientnet
-from tnet_tf.baselines import BaselineClassifier
+from tnet_tf.models import BaselineClassifier
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
-from tnet_tf.model import TNet
+from tnet_tf.models import TNet
 
 # The release's values of the switches whose defaults follow the paper.
 RELEASE_SETTINGS = {

@@ -1,0 +1,35 @@
+"""The library's models, one contract for all (see `ImageClassifier`).
+
+- `TNet`: the multi-scale hard-attention classifier;
+- `BaselineClassifier`: a CNN on the whole image, the paper's baselines;
+- `build_model(config)`: the model of a config.
+"""
+
+from tnet_tf import config as config_lib
+from tnet_tf.models.baseline import BaselineClassifier
+from tnet_tf.models.image_classifier import ImageClassifier
+from tnet_tf.models.tnet import TNet
+
+# The model class of each config class.
+MODEL_CLASSES = {
+    config_lib.TNetConfig: TNet,
+    config_lib.BaselineConfig: BaselineClassifier,
+}
+
+
+def build_model(config):
+    """The model of `config`: a `TNet` for a `TNetConfig`, a
+    `BaselineClassifier` for a `BaselineConfig`."""
+    model_class = MODEL_CLASSES.get(type(config))
+    if model_class is None:
+        raise ValueError(f"Not a model config: {config!r}")
+    return model_class(config)
+
+
+__all__ = [
+    "BaselineClassifier",
+    "ImageClassifier",
+    "MODEL_CLASSES",
+    "TNet",
+    "build_model",
+]
