@@ -300,9 +300,7 @@ def _export_and_compare(
                     images, training=False, locations_per_level=setting
                 )
             expected[f"{endpoint}/{name}"] = by_setting[setting]
-        expected[f"baseline/{name}"] = {
-            "logits": baseline(images, training=False)
-        }
+        expected[f"baseline/{name}"] = baseline(images, training=False)
         expected[f"weighted/{name}"] = weighted(images, training=False)
     uint8_as_float = inputs["uint8"].astype("float32") / 255.0 * 2.0 - 1.0
     expected["uint8"] = model(uint8_as_float, training=False)
@@ -310,7 +308,7 @@ def _export_and_compare(
         [_reference_decode(path, model.config.image_size) for path in jpegs]
     )
     expected["jpeg"] = model(decoded, training=False)
-    expected["baseline_jpeg"] = {"logits": baseline(decoded, training=False)}
+    expected["baseline_jpeg"] = baseline(decoded, training=False)
 
     process.communicate(timeout=300)
     log = (root / "reload.log").read_text(errors="replace")
@@ -451,16 +449,21 @@ def test_image_bytes_endpoint_decodes_and_resizes(served):
     )
 
 
-def test_baseline_endpoints_return_logits_and_probabilities(served):
+def test_baseline_endpoints_return_what_tnet_endpoints_return(served):
     results = served["results"]
     for name in ("baseline/square", "baseline/wide", "baseline_jpeg"):
         keys = {k[len(name) + 1 :] for k in results if k.startswith(name + "/")}
-        assert keys == {"logits", "probabilities", "image_is_finite"}
+        assert keys == {
+            "logits", "probabilities", "image_is_finite", "attended_boxes",
+            "attended_levels", "attended_cells", "attended_log_probs",
+        }
+        # Its one attended region is the whole image.
+        assert (results[f"{name}/attended_boxes"][:, 0] == [0, 0, 1, 1]).all()
         _assert_matches(
             results,
             _with_probabilities(served["expected"][name]),
             name,
-            ("logits", "probabilities"),
+            ("logits", "probabilities", "attended_boxes", "attended_levels"),
         )
 
 
@@ -516,7 +519,7 @@ def test_bad_locations_setting_raises_before_writing(
 
 
 def test_locations_settings_rejected_for_baselines(tmp_path):
-    with pytest.raises(ValueError, match="TNet only"):
+    with pytest.raises(ValueError, match="attends no regions"):
         export.export_saved_model(
             _tiny_baseline(), str(tmp_path / "model"), [[1]]
         )

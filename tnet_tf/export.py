@@ -5,8 +5,8 @@
 number of attended locations changes the traversal graph, so each location
 setting is its own endpoint; the weights are shared by all of them.
 
-Endpoints of a TNet (a baseline has the same ones, minus the location
-settings, and returns only `logits` and `probabilities`):
+Endpoints (every model answers the same call, so a baseline has the same
+ones; it takes only the empty setting `[]` and attends its whole image):
 
 - `serve` (also `serving_default`): float32 images `(batch, H, W, 3)` in
   [-1, 1] of any size at least `base_resolution`, at the config's
@@ -22,8 +22,7 @@ settings, and returns only `logits` and `probabilities`):
   [-1, 1]), so images of different sizes share a batch.
 
 Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
-(their softmax), `image_is_finite` bool `(batch,)`, and for a TNet
-`attended_boxes` `(batch, T, 4)` normalised `y0, x0, y1, x1`,
+(their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes` `(batch, T, 4)` normalised `y0, x0, y1, x1`,
 `attended_levels` int32 `(batch, T)`, `attended_cells` int32 `(batch, T)`,
 `attended_log_probs` `(batch, T)` and, with feature weighting,
 `feature_weights` `(batch, T)`. The names are those of the model's output
@@ -45,14 +44,12 @@ Reference: the serving input types follow TF Model Garden's
 """
 
 import json
-import numbers
 import os
 
 import keras
 import tensorflow as tf
 
 from tnet_tf.data import augment
-from tnet_tf.models import TNet
 
 DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"
@@ -95,7 +92,7 @@ def export_saved_model(
             settings, each a list such as `[2, 1]`, `[0]` or `[]`; one
             `serve_locations_...` endpoint each. Checked against the grid
             before anything is traced: a bad setting raises `ValueError`.
-            Not allowed for a baseline.
+            A baseline takes `[]` only.
         image_size: int or `(height, width)` the `serve_image_bytes` endpoint
             resizes to; defaults to `model.config.image_size`.
         verbose: print the exported variables (Keras' `write_out`).
@@ -121,29 +118,21 @@ def export_saved_model(
     >>> served = tf.saved_model.load("/tmp/tiny")
     >>> served.signatures["serve_locations_3"](images=images)["logits"]
     """
-    is_tnet = isinstance(model, TNet)
-    if not model.built:
-        # A baseline is built at its first call; its build ignores the shape.
-        model.build((None, None, None, 3))
     image_size = augment.image_size_pair(
         model.config.image_size if image_size is None else image_size
     )
-    settings = _resolve_settings(model, locations_settings, is_tnet)
-    if is_tnet:
-        # `serve_image_bytes` feeds images of `image_size`, the size the
-        # model is served at: every endpoint must be able to traverse them.
-        for locations in (model.config.locations_per_level,) + settings:
-            model.check_traversal_depth(locations, *image_size)
+    settings = _resolve_settings(model, locations_settings)
+    default_locations = model.resolve_locations(None)
+    # `serve_image_bytes` feeds images of `image_size`, the size the model
+    # is served at: every endpoint must be able to traverse them.
+    for locations in (default_locations,) + settings:
+        model.check_traversal_depth(locations, *image_size)
+    # The keys the endpoints return, as traced.
+    served_keys = []
 
     def forward(images, locations):
-        if is_tnet:
-            outputs = model(
-                images, training=False, locations_per_level=locations
-            )
-            logits = outputs["logits"]
-        else:
-            outputs, logits = {}, model(images, training=False)
-        logits = tf.cast(logits, tf.float32)
+        outputs = model(images, training=False, locations_per_level=locations)
+        logits = tf.cast(outputs["logits"], tf.float32)
         finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
         # A non-finite image's outputs are NaN whatever the model made of
         # them, so that none passes for a prediction.
@@ -160,9 +149,9 @@ def export_saved_model(
                 if value.dtype.is_floating:
                     value = tf.cast(value, tf.float32)
                 served[key] = value
+        served_keys[:] = list(served)
         return served
 
-    default_locations = model.config.locations_per_level if is_tnet else None
     float_images = tf.TensorSpec([None, None, None, 3], tf.float32)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -225,13 +214,7 @@ def export_saved_model(
     )
     archive.write_out(str(path), verbose=verbose)
 
-    outputs = ["logits", "probabilities", FINITE_OUTPUT]
-    if is_tnet:
-        outputs += [
-            key
-            for key in ATTENTION_OUTPUTS
-            if key != "feature_weights" or model.config.feature_weighting
-        ]
+    outputs = list(served_keys)
     info = {
         "model": model.name,
         "image_size": list(image_size),
@@ -259,32 +242,15 @@ def save_keras(model, path):
     return path
 
 
-def _resolve_settings(model, locations_settings, is_tnet):
+def _resolve_settings(model, locations_settings):
     """Validated, de-duplicated tuple of location settings."""
-    if not locations_settings:
-        return ()
-    if not is_tnet:
-        raise ValueError(
-            f"`locations_settings` applies to TNet only; '{model.name}' is a "
-            f"{type(model).__name__}, got {locations_settings!r}."
-        )
     settings = []
-    for setting in locations_settings:
+    for setting in locations_settings or ():
         if not isinstance(setting, (list, tuple)):
             raise ValueError(
                 "Each entry of `locations_settings` must be a list such as "
                 f"[2, 1], [0] or [], got {setting!r}."
             )
-        # Checked here because `TNet.resolve_locations` casts with int(),
-        # which would quietly turn 1.5 into 1.
-        for count in setting:
-            if isinstance(count, bool) or not isinstance(
-                count, numbers.Integral
-            ):
-                raise ValueError(
-                    "`locations_settings` entries must hold ints, got "
-                    f"{count!r} in {setting!r}."
-                )
         locations = model.resolve_locations(setting)
         if locations not in settings:
             settings.append(locations)
