@@ -157,7 +157,7 @@ def test_unnormalised_baseline_round_trips_through_keras_file(tmp_path):
     )
     images = np.random.uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(
-        _numpy(loaded(images)), _numpy(model(images)), rtol=1e-5, atol=1e-5
+        _numpy(loaded(images)["logits"]), _numpy(model(images)["logits"]), rtol=1e-5, atol=1e-5
     )
 
 

@@ -32,10 +32,9 @@ from tnet_tf import checkpoints
 from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf.backbones import efficientnet
-from tnet_tf.models import BaselineClassifier
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
-from tnet_tf.models import TNet
+from tnet_tf import models
 
 # The release's values of the switches whose defaults follow the paper.
 RELEASE_SETTINGS = {
@@ -70,13 +69,13 @@ def release_config(config):
     """`config` (a `TNetConfig` or `BaselineConfig`) with the release's
     behaviour: `RELEASE_SETTINGS` (the baselines only have the input
     convention). Architecture and weights are unchanged."""
-    if isinstance(config, TNetConfig):
+    if not isinstance(config, (TNetConfig, BaselineConfig)):
+        raise ValueError(f"Not a model config: {config!r}")
+    if config.attends_regions:
         return config.replace(**RELEASE_SETTINGS)
-    if isinstance(config, BaselineConfig):
-        return config.replace(
-            input_normalization=RELEASE_SETTINGS["input_normalization"]
-        )
-    raise ValueError(f"Not a model config: {config!r}")
+    return config.replace(
+        input_normalization=RELEASE_SETTINGS["input_normalization"]
+    )
 
 
 def release_recipe(recipe):
@@ -122,13 +121,12 @@ def load_release_checkpoint(model, path):
     checkpoints.check_exists(path)  # before a model is built
     if isinstance(model, str):
         model = presets.get(model)
-    is_model = isinstance(model, (TNet, BaselineClassifier))
+    is_model = isinstance(model, models.ImageClassifier)
     target = release_config(model.config if is_model else model)
     if not is_model or model.config != target:
-        model_class = TNet if isinstance(target, TNetConfig) else BaselineClassifier
         # Every weight is loaded next.
         with backbones.loading_saved_weights():
-            model = model_class(target, load_backbone_weights=False)
+            model = models.build_model(target, load_backbone_weights=False)
     checkpoints.load_variables(
         path,
         release_variables(model),
@@ -184,7 +182,7 @@ def release_variables(model):
     layers = {
         "feature_extraction/logits_layer/linear": model.classification_module.dense
     }
-    if isinstance(model, TNet):
+    if model.config.attends_regions:
         layers["feature_posBurn/linear"] = model.positional_encoding.projection
         if model.feature_weighting is not None:
             weighting = model.feature_weighting

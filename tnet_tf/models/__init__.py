@@ -17,13 +17,14 @@ MODEL_CLASSES = {
 }
 
 
-def build_model(config):
+def build_model(config, **kwargs):
     """The model of `config`: a `TNet` for a `TNetConfig`, a
-    `BaselineClassifier` for a `BaselineConfig`."""
+    `BaselineClassifier` for a `BaselineConfig`; `kwargs` go to its
+    constructor (e.g. `load_backbone_weights`)."""
     model_class = MODEL_CLASSES.get(type(config))
     if model_class is None:
         raise ValueError(f"Not a model config: {config!r}")
-    return model_class(config)
+    return model_class(config, **kwargs)
 
 
 __all__ = [
