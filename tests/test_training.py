@@ -12,6 +12,7 @@ import tensorflow as tf
 from tnet_tf import TNet
 from tnet_tf import fine_tuning
 from tnet_tf import presets
+from tnet_tf import schedules
 from tnet_tf import training
 from tnet_tf import viz
 
@@ -54,25 +55,25 @@ def as_numpy(variables):
 
 
 def test_schedule_presets_truncate_boundaries():
-    imagenet = training.learning_rate_schedule(0.1, 4_003_600, "imagenet")
+    imagenet = schedules.learning_rate_schedule(0.1, 4_003_600, "imagenet")
     assert imagenet.boundaries == [3_202_880]
     assert imagenet.values == pytest.approx([0.1, 0.01])
     # CUB B4 TNet: 0.9 * 11,625 = 10,462.5 steps, truncated (detail §10).
-    cub = training.learning_rate_schedule(1e-3, 11_625, drops=(0.9,))
+    cub = schedules.learning_rate_schedule(1e-3, 11_625, drops=(0.9,))
     assert cub.boundaries == [10_462]
-    two_step = training.learning_rate_schedule(1.0, 1000, "two_step")
+    two_step = schedules.learning_rate_schedule(1.0, 1000, "two_step")
     assert two_step.boundaries == [700, 850]
     assert two_step.values == pytest.approx([1.0, 0.1, 0.01])
-    assert training.SCHEDULE_DROPS["nabirds"] == (0.9,)
+    assert schedules.SCHEDULE_DROPS["nabirds"] == (0.9,)
     with pytest.raises(ValueError, match="increasing"):
-        training.learning_rate_schedule(1.0, 10, drops=(0.9, 0.8))
+        schedules.learning_rate_schedule(1.0, 10, drops=(0.9, 0.8))
     with pytest.raises(ValueError, match="fractions"):
-        training.learning_rate_schedule(1.0, 10, drops=(1.5,))
+        schedules.learning_rate_schedule(1.0, 10, drops=(1.5,))
 
 
 def test_optimizer_rate_drops_after_the_boundary_step():
     # SGD on a unit gradient moves the variable by exactly the rate in use.
-    schedule = training.learning_rate_schedule(0.5, 10, drops=(0.8,))
+    schedule = schedules.learning_rate_schedule(0.5, 10, drops=(0.8,))
     optimizer = keras.optimizers.SGD(schedule)
     variable = keras.Variable(0.0)
     moves = []
@@ -324,7 +325,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
         model = TNet(config)
         model.compile(
             optimizer=keras.optimizers.Adam(
-                training.learning_rate_schedule(1e-2, 8, drops=(0.6,))
+                schedules.learning_rate_schedule(1e-2, 8, drops=(0.6,))
             ),
             jit_compile=False,
         )
