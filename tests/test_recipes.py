@@ -2,11 +2,13 @@
 steps and schedules match the release; bad recipes fail at construction."""
 
 import dataclasses
+import json
 
 import pytest
 
+from tnet_tf import presets
 from tnet_tf import recipes
-from tnet_tf import training
+from tnet_tf import schedules
 
 TEST_RECIPES = ("tiny_test",)
 
@@ -58,7 +60,7 @@ def test_steps_and_schedule_match_the_release(name):
     recipe = recipes.get(name).resolve()
     total, drop = release_steps(name)
     assert recipe.total_steps == total
-    schedule = training.learning_rate_schedule(
+    schedule = schedules.learning_rate_schedule(
         recipe.learning_rate, recipe.total_steps, recipe.schedule_drops
     )
     assert schedule.boundaries == [drop]
@@ -123,6 +125,18 @@ def test_overrides_edit_the_recipe_and_the_model():
         recipes.resolve("fmow_tnet_stage1", overrides=["model.nope=1"])
 
 
+def test_model_config_is_derived_once_per_recipe(monkeypatch):
+    recipe = recipes.resolve("tiny_test", overrides=["model.seed=3"])
+
+    def derive_again(name):
+        raise AssertionError(f"preset {name!r} looked up again")
+
+    monkeypatch.setattr(presets, "get", derive_again)
+    assert recipe.model_config() is recipe.model_config()
+    assert recipe.model_config().seed == 3
+    assert recipe.is_tnet
+
+
 def test_resolve_from_a_preset():
     assert recipes.resolve(preset="fmow_tnet_b0_896").name == "fmow_tnet_stage2"
     assert recipes.resolve(preset="tiny_test").name == "tiny_test"
@@ -177,3 +191,13 @@ def test_to_dict_is_json_ready():
     values = recipes.get("fmow_tnet_stage2").resolve().to_dict()
     assert values["evaluation_locations"] == [[2, 1], [2, 2], [3, 1]]
     assert values["image_size"] == [896, 896]
+
+
+def test_resolved_recipe_loads_back_from_its_json():
+    resolved = recipes.resolve(
+        "fmow_tnet_stage2", overrides=["model.dropout_rate=0.25"]
+    )
+    values = json.loads(json.dumps(resolved.to_dict()))
+    loaded = recipes.ExperimentConfig(**values)
+    assert loaded == resolved
+    assert loaded.model_config() == resolved.model_config()

@@ -10,10 +10,13 @@ import pytest
 import tensorflow as tf
 
 from tnet_tf import TNet
+from tnet_tf import backup
+from tnet_tf import callbacks
 from tnet_tf import config as config_lib
 from tnet_tf.models import image_classifier
 from tnet_tf.models import replica_steps
 from tnet_tf import presets
+from tnet_tf import schedules
 from tnet_tf import training
 from tnet_tf import viz
 
@@ -56,25 +59,25 @@ def as_numpy(variables):
 
 
 def test_schedule_presets_truncate_boundaries():
-    imagenet = training.learning_rate_schedule(0.1, 4_003_600, "imagenet")
+    imagenet = schedules.learning_rate_schedule(0.1, 4_003_600, "imagenet")
     assert imagenet.boundaries == [3_202_880]
     assert imagenet.values == pytest.approx([0.1, 0.01])
     # CUB B4 TNet: 0.9 * 11,625 = 10,462.5 steps, truncated (detail §10).
-    cub = training.learning_rate_schedule(1e-3, 11_625, drops=(0.9,))
+    cub = schedules.learning_rate_schedule(1e-3, 11_625, drops=(0.9,))
     assert cub.boundaries == [10_462]
-    two_step = training.learning_rate_schedule(1.0, 1000, "two_step")
+    two_step = schedules.learning_rate_schedule(1.0, 1000, "two_step")
     assert two_step.boundaries == [700, 850]
     assert two_step.values == pytest.approx([1.0, 0.1, 0.01])
-    assert training.SCHEDULE_DROPS["nabirds"] == (0.9,)
+    assert schedules.SCHEDULE_DROPS["nabirds"] == (0.9,)
     with pytest.raises(ValueError, match="increasing"):
-        training.learning_rate_schedule(1.0, 10, drops=(0.9, 0.8))
+        schedules.learning_rate_schedule(1.0, 10, drops=(0.9, 0.8))
     with pytest.raises(ValueError, match="fractions"):
-        training.learning_rate_schedule(1.0, 10, drops=(1.5,))
+        schedules.learning_rate_schedule(1.0, 10, drops=(1.5,))
 
 
 def test_optimizer_rate_drops_after_the_boundary_step():
     # SGD on a unit gradient moves the variable by exactly the rate in use.
-    schedule = training.learning_rate_schedule(0.5, 10, drops=(0.8,))
+    schedule = schedules.learning_rate_schedule(0.5, 10, drops=(0.8,))
     optimizer = keras.optimizers.SGD(schedule)
     variable = keras.Variable(0.0)
     moves = []
@@ -233,13 +236,13 @@ def test_two_optimizers_split_learning_rates_and_l2():
 def test_attention_images_are_drawn_per_level(tmp_path):
     model = TNet(presets.get("tiny_test"))  # three levels: (2, 1)
     images, _ = random_batch(2)
-    drawn = training.draw_attended_boxes(model, images)
+    drawn = callbacks.draw_attended_boxes(model, images)
     assert drawn.shape == (2, SIDE, SIDE, 3) and drawn.dtype == np.uint8
     # Random pixels rarely hit a box colour exactly; box edges do.
     for colour in (viz.level_colour(2), viz.level_colour(3)):
         assert np.all(drawn == colour, axis=-1).any(), colour
 
-    callback = training.AttentionImagesCallback(
+    callback = callbacks.AttentionImagesCallback(
         images, str(tmp_path), every_n_epochs=2
     )
     callback.set_model(model)
@@ -257,20 +260,19 @@ def test_attention_images_are_drawn_per_level(tmp_path):
 
 
 def test_make_callbacks_layout(tmp_path):
-    callbacks = training.make_callbacks(
+    resume, best, board, attention = callbacks.make_callbacks(
         str(tmp_path),
         validation_images=np.zeros((1, SIDE, SIDE, 3)),
         backup_steps=10,
     )
-    backup, best, board, attention = callbacks
-    assert isinstance(backup, training.ResumableBackupAndRestore)
-    assert backup.backup_dir == str(tmp_path / "backup")
-    assert backup.backup_steps == 10
+    assert isinstance(resume, callbacks.ResumableBackupAndRestore)
+    assert resume.backup_dir == str(tmp_path / "backup")
+    assert resume.backup_steps == 10
     assert best.filepath == str(tmp_path / "checkpoints" / "best.keras")
     assert best.monitor == "val_top1" and best.save_best_only
     assert isinstance(board, keras.callbacks.TensorBoard)
-    assert isinstance(attention, training.AttentionImagesCallback)
-    only_best = training.make_callbacks(
+    assert isinstance(attention, callbacks.AttentionImagesCallback)
+    only_best = callbacks.make_callbacks(
         str(tmp_path), backup=False, tensorboard=False
     )
     assert [type(c) for c in only_best] == [keras.callbacks.ModelCheckpoint]
@@ -302,8 +304,8 @@ class _Kill(keras.callbacks.Callback):
 # killed, the last backup's position)`: backups come every 2 batches of the
 # run and at epoch ends, so the kill loses the last trained batch.
 FEEDS = {
-    "epoch": (None, 3, training.TrainingPosition(1, 2, 6)),
-    "run": (3, 2, training.TrainingPosition(1, 1, 4)),
+    "epoch": (None, 3, backup.TrainingPosition(1, 2, 6)),
+    "run": (3, 2, backup.TrainingPosition(1, 1, 4)),
 }
 
 
@@ -326,7 +328,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
         model = TNet(config)
         model.compile(
             optimizer=keras.optimizers.Adam(
-                training.learning_rate_schedule(1e-2, 8, drops=(0.6,))
+                schedules.learning_rate_schedule(1e-2, 8, drops=(0.6,))
             ),
             jit_compile=False,
         )
@@ -336,7 +338,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
         return as_numpy(
             model.weights
             + model.optimizer.variables
-            + training.seed_variables(model)
+            + backup.seed_variables(model)
         )
 
     uninterrupted = new_model()
@@ -389,10 +391,10 @@ def test_backup_restores_both_optimizers(tmp_path):
         return model
 
     def fit(model):
-        backup = training.ResumableBackupAndRestore(
+        resume = callbacks.ResumableBackupAndRestore(
             str(tmp_path), delete_backup=False
         )
-        model.fit(*random_batch(4), batch_size=2, callbacks=[backup], verbose=0)
+        model.fit(*random_batch(4), batch_size=2, callbacks=[resume], verbose=0)
 
     trained = new_model()
     fit(trained)

@@ -195,6 +195,8 @@ class TNetConfig(_ConfigMixin):
     baseline_momentum: float = 0.9
     baseline_initial_value: float = 0.5
     seed: typing.Optional[int] = None
+    # A TNet chooses the regions it attends; a baseline sees the image whole.
+    attends_regions: typing.ClassVar[bool] = True
 
     def __post_init__(self):
         set_ = lambda key, value: object.__setattr__(self, key, value)
@@ -319,6 +321,7 @@ class BaselineConfig(_ConfigMixin):
     l2_weight: float = 0.0
     contrastive_weight: float = 0.0
     contrastive_margin: float = 0.4
+    attends_regions: typing.ClassVar[bool] = False
 
     def __post_init__(self):
         object.__setattr__(
