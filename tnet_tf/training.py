@@ -60,10 +60,10 @@ def fit(
         json.dump(model.config.to_dict(), f, indent=2, sort_keys=True)
     options = {
         "best_checkpoint": validation_data is not None,
-        # Only a TNet attends; a baseline has no boxes to draw.
+        # A model that attends no region has no boxes worth drawing.
         "validation_images": (
             _first_images(validation_data)
-            if hasattr(model, "location_module")
+            if model.config.attends_regions
             else None
         ),
         "input_starts_at": "epoch" if steps_per_epoch is None else "run",
