@@ -35,8 +35,9 @@ configured (`region_sampling="auto"`: `geometry.resample_regions` reads
 each region's base-resolution samples straight from the input where that is
 equivalent, else the crop path); `crop`, the same weights forced onto the
 crop path (`geometry.crop_cells` gathers the chosen cells' pixels at full
-resolution, then `tf.image.resize`); `release`, the crop path with the
-release's cropper patched in. `crop_and_resize` has no XLA kernel, so every
+resolution, then `tf.image.resize`); `release`, the crop path reading its
+regions as the release cut them (the model's `region_readers` seam, see
+`bench.release_cropping.ReleaseCropRegions`). `crop_and_resize` has no XLA kernel, so every
 TNet is told whether its trace is XLA-compiled (`model.jit_compile`) and
 "auto" then takes the crop path, which compiles and takes bfloat16. Each
 TNet case records the mode that ran (`regions_mode`: `resample` or `crop`).
@@ -62,10 +63,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf import geometry
+from bench.release_regions import ReleaseCropRegions
 from tnet_tf import presets
 from tnet_tf.config import BaselineConfig
-from tnet_tf.config import TNetConfig
+from tnet_tf.models import regions as regions_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -221,8 +222,8 @@ def dtype_policy(name):
 # === Cropping and region sampling variants ===
 
 # TNet case variants (spec key `regions`): the `region_sampling` that
-# overrides the config's (None: as configured) and the cropper patched in
-# while tracing.
+# overrides the config's (None: as configured) and the region readers the
+# model traverses with (`TNet.region_readers`, see `region_readers`).
 REGIONS = {
     "ours": (None, "model"),
     "crop": ("crop", "model"),
@@ -230,89 +231,56 @@ REGIONS = {
 }
 
 
-def crop_function(name):
-    """The cropper called `name`: `model` (`geometry.crop_cells`, gathers of
-    the chosen cells' pixels) or `release` (the release's extract_patches of
-    every cell, then a gather: `bench.release_cropping.release_crop_cells`).
-    """
+def region_readers(name):
+    """`TNet.region_readers` of variant `name`: `model` (the library's
+    readers) or `release` (crops cut as the release cut them: its
+    extract_patches of every cell, then a gather,
+    `bench.release_cropping.ReleaseCropRegions`)."""
     if name == "model":
-        return geometry.crop_cells
+        return regions_lib.REGION_READERS
     if name == "release":
-        from bench.release_cropping import release_crop_cells
-
-        return release_crop_cells
-    raise ValueError(f"Unknown cropper {name!r}.")
+        return dict(regions_lib.REGION_READERS, crop=ReleaseCropRegions)
+    raise ValueError(f"Unknown region readers {name!r}.")
 
 
-@contextlib.contextmanager
-def patched_crop_cells(name):
-    """Makes TNet crop with cropper `name` while tracing inside the block.
-
-    `TNet.call` looks up `geometry.crop_cells` when it is traced, so a
-    function traced inside this block keeps the cropper afterwards.
-    """
-    original = geometry.crop_cells
-    geometry.crop_cells = crop_function(name)
-    try:
-        yield
-    finally:
-        geometry.crop_cells = original
-
-
-def resize_to_base(regions, side):
-    """`regions` at `side x side` as TNet resizes them (bilinear, half-pixel
-    centres, no antialiasing); regions already that size pass unchanged."""
-    if regions.shape[1] == side and regions.shape[2] == side:
-        return regions
-    return tf.image.resize(regions, (side, side), antialias=False)
-
-
-def crop_path_regions(images, cells, config, cropper=geometry.crop_cells):
-    """Levels 2+ at the base resolution as TNet's crop path makes them.
+def level_regions(reader, images, cells, config, whole_image=True):
+    """Every level's regions at the base resolution, as `reader` (a
+    `tnet_tf.models.regions.RegionReader`) reads them for TNet.
 
     Args:
+        reader: the reader (one per call: it keeps the traversal's state).
         images: `(b, H, W, C)`.
         cells: one int tensor `(regions, k)` per level transition, the
             chosen cells of every region of that level, region-major.
-        config: the `TNetConfig` (grid, cell fraction, base resolution).
-        cropper: `geometry.crop_cells` or a drop-in replacement.
+        config: the `TNetConfig` (grid, cell fraction).
+        whole_image: include level 1 (the whole image resized); False
+            leaves its resize out of a timed function.
 
     Returns:
-        One `(regions * k, side, side, C)` tensor per level below the first:
-        the chosen cells cut at full resolution from their parents, resized.
+        One `(regions, side, side, C)` tensor per level, level 1 first.
     """
-    regions, levels = images, []
+    reader.start(images)
+    regions = regions_lib.Regions.whole_images(images)
+    levels = [reader.read(regions)] if whole_image else []
     for chosen in cells:
-        regions, _ = cropper(
-            regions, chosen, config.grid_size, config.cell_fraction
-        )
-        levels.append(resize_to_base(regions, config.base_resolution))
-    return levels
-
-
-def resample_path_regions(images, cells, config):
-    """Levels 2+ at the base resolution as TNet's resample path makes them.
-
-    Same arguments and result as `crop_path_regions` (equal up to float32
-    rounding where `geometry.resample_obstacle` finds nothing in the way):
-    the regions descend by `geometry.child_regions` as in `TNet.call`, and
-    `geometry.resample_regions` reads every region straight from `images`,
-    never cropping it at full resolution.
-    """
-    region_size = geometry.spatial_size(images)
-    image_index = tf.range(tf.shape(images)[0])
-    origins = tf.zeros((tf.shape(images)[0], 2))
-    levels = []
-    for chosen in cells:
-        image_index = tf.repeat(image_index, chosen.shape[1])
-        origins, region_size = geometry.child_regions(
-            origins, region_size, chosen, config.grid_size,
+        reader.descend(chosen)
+        regions = regions.children(
+            chosen, tf.zeros(tf.shape(chosen)), config.grid_size,
             config.cell_fraction,
         )
-        levels.append(geometry.resample_regions(
-            images, image_index, origins, region_size, config.base_resolution,
-        ))
+        levels.append(reader.read(regions))
     return levels
+
+
+def reader_for(config, path, compute_dtype="float32", readers="model"):
+    """A new reader of `path` (`"crop"` or `"resample"`) for `config`."""
+    return region_readers(readers)[path](
+        config.base_resolution,
+        config.grid_size,
+        config.cell_fraction,
+        antialias=config.antialias,
+        compute_dtype=compute_dtype,
+    )
 
 
 def path_input(ctx, spec, path):
@@ -348,7 +316,7 @@ class Context:
             config = presets.get(preset)
             return (
                 presets.get(SMOKE_TNET)
-                if isinstance(config, TNetConfig)
+                if config.attends_regions
                 else SMOKE_BASELINE
             )
         return presets.get(preset)
@@ -406,11 +374,10 @@ class Case:
         return tf.nest.map_structure(lambda t: t.numpy(), outputs)
 
 
-def trace(fn, args, jit, crop="model"):
-    """Traces `fn(*args)` (optionally XLA) with TNet cropping `crop`."""
+def trace(fn, args, jit):
+    """Traces `fn(*args)` (optionally XLA-compiled)."""
     function = tf.function(fn, jit_compile=bool(jit), autograph=False)
-    with patched_crop_cells(crop):
-        return function.get_concrete_function(*args)
+    return function.get_concrete_function(*args)
 
 
 def trace_tnet(model, forward, images, locations, jit, regions="ours"):
@@ -426,20 +393,23 @@ def trace_tnet(model, forward, images, locations, jit, regions="ours"):
         attends no cell.
     """
     model.jit_compile = bool(jit)
+    # Read when the call is traced: the traced function keeps them.
+    model.region_readers = region_readers(REGIONS[regions][1])
     mode = None
     if locations and locations[0] > 0:
         mode = model.region_sampling_mode(images, locations)
-    return trace(forward, (images,), jit, REGIONS[regions][1]), mode
+    return trace(forward, (images,), jit), mode
 
 
 def regions_label(regions, mode):
     """What a TNet variant ran, for tables: its mode, naming the release's
-    cropper when patched in."""
+    cropper when it read the regions."""
     return f"{mode} (release)" if regions == "release" and mode else mode
 
 
-def tnet_logits_fn(model, locations):
-    """`images -> logits` of a greedy inference pass of TNet `model`."""
+def logits_fn(model, locations=None):
+    """`images -> logits` of a greedy inference pass of `model` (TNet or a
+    baseline) at `locations`."""
 
     def forward(images):
         return model(images, training=False, locations_per_level=locations)[
@@ -449,22 +419,12 @@ def tnet_logits_fn(model, locations):
     return forward
 
 
-def baseline_logits_fn(model):
-    """`images -> logits` of an inference pass of baseline `model`."""
-
-    def forward(images):
-        return model(images, training=False)
-
-    return forward
-
-
 def level_inputs(model, images, locations):
     """The base-resolution batches of every level of a greedy TNet pass.
 
-    Re-creates the traversal from the model's `attended_cells` on the path
-    the model takes (`crop_path_regions` or `resample_path_regions`, as
-    `model.region_sampling_mode` says), so the backbone-only case sees
-    exactly the regions TNet processes.
+    Re-creates the traversal from the model's `attended_cells` with the
+    model's own region reader (`model.region_reader`), so the
+    backbone-only case sees exactly the regions TNet processes.
     """
     outputs = model(images, training=False, locations_per_level=locations)
     attended = outputs["attended_cells"]
@@ -477,15 +437,8 @@ def level_inputs(model, images, locations):
         cells.append(tf.reshape(chosen, [batch * per_image, k]))
         start += per_image * k
         per_image *= k
-    side = model.config.base_resolution
-    if model.region_sampling_mode(images, locations) == "resample":
-        # TNet resamples from its float32 input (TNet.input_dtype).
-        return [resize_to_base(images, side)] + resample_path_regions(
-            images, cells, model.config
-        )
-    regions = tf.cast(images, model.compute_dtype)
-    return [resize_to_base(regions, side)] + crop_path_regions(
-        regions, cells, model.config
+    return level_regions(
+        model.region_reader(images, locations), images, cells, model.config
     )
 
 
@@ -505,14 +458,14 @@ def build_standard_case(spec, ctx):
         locations = list(spec["locations"])
         model = ctx.tnet(spec["preset"], precision, regions)
         fn, mode = trace_tnet(
-            model, tnet_logits_fn(model, locations), images, locations,
+            model, logits_fn(model, locations), images, locations,
             spec.get("jit"), regions,
         )
         notes = [f"levels 2+: {regions_label(regions, mode)}"] if mode else []
         return Case(spec, fn, (images,), spec["batch"], notes, mode)
     model = ctx.model(spec["preset"], precision)
     if kind == "baseline":
-        fn = trace(baseline_logits_fn(model), (images,), spec.get("jit"))
+        fn = trace(logits_fn(model), (images,), spec.get("jit"))
         return Case(spec, fn, (images,), spec["batch"])
     if kind == "backbone":
         # The greedy pass picks its cells as the TNet case with these
@@ -739,10 +692,10 @@ def check_case(spec, ctx, check_batch=2):
         )
     if spec["kind"] == "baseline":
         ref = trace(
-            baseline_logits_fn(ctx.model(spec["preset"])), (images,), False
+            logits_fn(ctx.model(spec["preset"])), (images,), False
         )
         opt = trace(
-            baseline_logits_fn(ctx.model(spec["preset"], precision)),
+            logits_fn(ctx.model(spec["preset"], precision)),
             (images,),
             spec.get("jit"),
         )

@@ -31,6 +31,7 @@ import numpy as np
 from tnet_tf import demo
 from tnet_tf import geometry
 from tnet_tf.layers import location_module
+from tnet_tf.models import regions
 
 
 def load_run(workdir):
@@ -61,9 +62,10 @@ def level_one(model, canvases, batch_size=250):
         images = demo.model_inputs(canvases[start : start + batch_size])
         outputs = model(images, training=False, locations_per_level=[0])
         probs.append(np.asarray(outputs["location_probs"][0])[:, 0])
-        _, feature_map = model.feature_extractor(
-            model._resize_to_base(images), training=False
+        base = regions.resize_to_base(
+            images, model.config.base_resolution, model.config.antialias
         )
+        _, feature_map = model.feature_extractor(base, training=False)
         maps.append(np.asarray(feature_map))
     return np.concatenate(maps), np.concatenate(probs)
 

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench import common
+from bench.release_regions import release_crop_cells
 from tnet_tf import geometry
 
 MODULE = "bench.release_cropping"
@@ -51,58 +52,13 @@ GRIDS = {
     "cub 448": (448, 5, 0.35),
 }
 SMOKE_GRIDS = {"tiny 96": (96, 3, 0.5), "imagenet-like 64": (64, 5, 0.34375)}
-# Level-2 cases: the cropper each path crops with (a `common.crop_function`
-# name), None for resampling from the input.
-LEVEL2_PATHS = {"release": "release", "crop": "model", "resample": None}
-
-
-def release_crop_cells(regions, cells, grid_size, cell_fraction):
-    """The release's cropping, with `geometry.crop_cells`' signature.
-
-    Pads each region with zeros to the grid's span, cuts all
-    `grid_size**2` cells with `tf.image.extract_patches` (VALID, cell-size
-    patches at the grid stride), reshapes them to `(b * K, p_h, p_w, C)`
-    and gathers the chosen ones. The release kept them with a boolean mask
-    (ascending cell order); gathering by index keeps the caller's order, so
-    the result is exactly what `crop_cells` returns, at the release's cost
-    (every cell materialised, then copied once more).
-
-    Args:
-        regions: float tensor `(b, H, W, C)` with static `H`, `W`, `C`.
-        cells: int tensor `(b, k)` of row-major cell indices.
-        grid_size: `n`.
-        cell_fraction: `o`.
-
-    Returns:
-        `(crops, boxes)` as `geometry.crop_cells`.
-    """
-    height, width, channels = regions.shape[1:4]
-    if height is None or width is None or channels is None:
-        raise ValueError("release_crop_cells needs static region sizes.")
-    rows = geometry.cell_layout(height, grid_size, cell_fraction)
-    cols = geometry.cell_layout(width, grid_size, cell_fraction)
-    padded = tf.pad(
-        regions,
-        [[0, 0], [rows.pad_before, rows.pad_after],
-         [cols.pad_before, cols.pad_after], [0, 0]],
-    )
-    patches = tf.image.extract_patches(
-        padded,
-        sizes=[1, rows.cell_size, cols.cell_size, 1],
-        strides=[1, rows.stride, cols.stride, 1],
-        rates=[1, 1, 1, 1],
-        padding="VALID",
-    )  # (b, n, n, p_h * p_w * C)
-    every_cell = tf.reshape(
-        patches, [-1, rows.cell_size, cols.cell_size, channels]
-    )
-    cells = tf.cast(cells, tf.int32)
-    flat = cells + tf.range(tf.shape(cells)[0])[:, None] * grid_size**2
-    crops = tf.gather(every_cell, tf.reshape(flat, [-1]))
-    boxes = geometry.chosen_cell_boxes(
-        cells, height, width, grid_size, cell_fraction
-    )
-    return crops, boxes
+# Level-2 cases: `(reader path, readers)` of each case path (see
+# `common.reader_for`).
+LEVEL2_PATHS = {
+    "release": ("crop", "release"),
+    "crop": ("crop", "model"),
+    "resample": ("resample", "model"),
+}
 
 
 def check_crops(grids, batch=2, seed=5):
@@ -177,13 +133,13 @@ def case_specs(settings):
 def level2_regions(path, images, cells, config):
     """The chosen level-2 regions of `images` at base resolution by `path`
     (a key of LEVEL2_PATHS)."""
-    cropper = LEVEL2_PATHS[path]
-    if cropper is None:
-        (regions,) = common.resample_path_regions(images, [cells], config)
-    else:
-        (regions,) = common.crop_path_regions(
-            images, [cells], config, common.crop_function(cropper)
-        )
+    reader_path, readers = LEVEL2_PATHS[path]
+    reader = common.reader_for(
+        config, reader_path, images.dtype.name, readers
+    )
+    (regions,) = common.level_regions(
+        reader, images, [cells], config, whole_image=False
+    )
     return regions
 
 

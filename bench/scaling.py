@@ -48,10 +48,8 @@ MODULE = "bench.scaling"
 REGIONS_TOLERANCE = 1e-3
 TNET = "fmow_tnet_b0_896"
 BASELINE = "fmow_en_b0_896"
-REGION_PATHS = {
-    "crop": common.crop_path_regions,
-    "resample": common.resample_path_regions,
-}
+# Breakdown paths: TNet's two region readers.
+REGION_PATHS = ("crop", "resample")
 
 
 def resample_obstacle(config, size, locations):
@@ -121,10 +119,8 @@ def fixed_cells(batch, locations, grid_size):
 def breakdown_inputs(path, images, cells, config):
     """Every level's base-resolution input: level 1 resized from the image,
     levels 2+ by breakdown path `path` (a key of REGION_PATHS)."""
-    side = config.base_resolution
-    return [common.resize_to_base(images, side)] + REGION_PATHS[path](
-        images, cells, config
-    )
+    reader = common.reader_for(config, path, images.dtype.name)
+    return common.level_regions(reader, images, cells, config)
 
 
 def build_case(spec, ctx):

@@ -18,6 +18,7 @@ from bench import release_cropping
 from bench import scaling
 from bench import training_throughput
 from tnet_tf import geometry
+from tnet_tf import presets
 
 # (side, grid, cell fraction): fMoW 896/448, ImageNet, CUB and a tiny grid.
 PAPER_GRIDS = [
@@ -265,15 +266,26 @@ def test_release_cropper_equals_crop_cells(side, grid_size, fraction):
     np.testing.assert_array_equal(release_boxes.numpy(), boxes.numpy())
 
 
-def test_patched_crop_cells_restores_the_model_cropper():
-    original = geometry.crop_cells
-    assert common.crop_function("model") is original
-    with common.patched_crop_cells("release"):
-        assert geometry.crop_cells is release_cropping.release_crop_cells
-    assert geometry.crop_cells is original
-    # The gather prototype is the model's cropper now: no such option.
+def test_release_readers_swap_only_the_cropper():
+    model_readers = common.region_readers("model")
+    release = common.region_readers("release")
+    assert model_readers["crop"].crop is geometry.crop_cells
+    assert release["crop"].crop is release_cropping.release_crop_cells
+    assert release["resample"] is model_readers["resample"]
     with pytest.raises(ValueError, match="gather"):
-        common.crop_function("gather")
+        common.region_readers("gather")
+
+
+def test_release_readers_give_tnet_the_same_outputs():
+    model = presets.build("tiny_test", region_sampling="crop")
+    images = tf.random.stateless_uniform((2, 96, 96, 3), (1, 2), -1, 1)
+    expected = model(images, locations_per_level=[2, 1])
+    model.region_readers = common.region_readers("release")
+    got = model(images, locations_per_level=[2, 1])
+    np.testing.assert_array_equal(
+        got["attended_cells"], expected["attended_cells"]
+    )
+    np.testing.assert_allclose(got["logits"], expected["logits"], atol=1e-6)
 
 
 def test_scaling_breakdown_region_paths_agree():
