@@ -52,7 +52,7 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The main job on the embedded data (experiments/demo.py, tnet_tf/demo.py).
+# The main job on the embedded data (experiments/demo.py, tnet_tf/demo/).
 demo: $(STAMP)
 	$(BIN)/python -m experiments.demo --workdir=runs/demo
 

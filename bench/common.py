@@ -51,6 +51,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import operator
 import os
 import platform
 import resource
@@ -66,6 +67,8 @@ import tensorflow as tf
 from bench.release_regions import ReleaseCropRegions
 from tnet_tf import presets
 from tnet_tf.config import BaselineConfig
+from tnet_tf.experiment import inference
+from tnet_tf.experiment import tables
 from tnet_tf.models import regions as regions_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -532,57 +535,36 @@ def summarize(case, seconds):
 
 def gpu_peak_mib(case):
     """Extra device memory one call of `case` needs at its peak (MiB)."""
-    tf.config.experimental.reset_memory_stats("GPU:0")
-    before = tf.config.experimental.get_memory_info("GPU:0")["current"]
-    case.run()
-    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
-    return (peak - before) / 2**20
-
-
-def _status_kib(field):
-    """A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in KiB."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss():
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False if refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
+    with inference.peak_memory(gpu=True) as memory:
+        case.run()
+    return memory.increase_bytes / 2**20
 
 
 def memory_worker(module_name, spec, runs=2):
     """Body of the fresh process that measures one case's peak RSS.
 
     The peak is the process's RSS high-water mark (`VmHWM`, reset just
-    before the runs) minus its RSS then. `getrusage().ru_maxrss` is not
-    used: Linux carries the parent's high-water mark into it across
-    fork + exec, so a worker started by a large benchmark process reads the
-    parent's RSS (it is reported as `ru_maxrss_mib` for reference).
+    before the runs) minus its RSS then (`tnet_tf.experiment.inference.
+    peak_memory`). `getrusage().ru_maxrss` is not used: Linux carries the
+    parent's high-water mark into it across fork + exec, so a worker
+    started by a large benchmark process reads the parent's RSS (it is
+    reported as `ru_maxrss_mib` for reference).
     """
     module = importlib.import_module(module_name)
     ctx = Context(smoke=spec.get("smoke", False))
     case = module.build_case(spec, ctx)
-    reset = _reset_peak_rss()
-    before = _status_kib("VmRSS")
-    before_peak = _status_kib("VmHWM")
-    for _ in range(runs):
-        case.run()
-    after_peak = _status_kib("VmHWM")
+    with inference.peak_memory(gpu=False) as memory:
+        for _ in range(runs):
+            case.run()
+    if memory.source != "cpu_rss":
+        raise RuntimeError("The CPU memory method needs /proc/self/status.")
     return {
         "name": spec["name"],
-        "peak_mib": round((after_peak - before) / 1024.0, 1),
+        "peak_mib": round(memory.increase_bytes / 2**20, 1),
         # Without the reset, a build peak above the runs' peak would hide
         # them: the figure is then an upper bound.
-        "exceeded_build_peak": reset or after_peak > before_peak,
-        "rss_before_mib": round(before / 1024.0, 1),
+        "exceeded_build_peak": memory.exact,
+        "rss_before_mib": round(memory.start_bytes / 2**20, 1),
         "ru_maxrss_mib": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1
         ),
@@ -733,16 +715,10 @@ def comparison(name, numerator, denominator, metric, results, target=None,
 
 
 def format_table(header, rows):
-    rows = [[str(cell) for cell in row] for row in rows]
-    widths = [
-        max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
-        for i, h in enumerate(header)
-    ]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    return "\n".join(lines)
+    """Lists of cells under `header`, every column left-aligned
+    (`tnet_tf.experiment.tables.format_table`)."""
+    columns = [(name, operator.itemgetter(i)) for i, name in enumerate(header)]
+    return tables.format_table(rows, columns, align="l" * len(columns))
 
 
 def _fmt(value, digits=3):

@@ -9,7 +9,8 @@ The layout of the paper's Tables 1 and 2, measured at inference on random
 images of the recipe's size, batch = the recipe's batch size (64, as the
 paper). Times are the median over --repetitions timed batches after
 --warmup untimed ones. Memory is TensorFlow's peak GPU allocation on a GPU,
-or the growth of the process's peak RSS on a CPU (the table says which).
+or how far the process's peak RSS rose above its RSS over the timed batches
+on a CPU (the table says which).
 The model is the --checkpoint when given, else the preset freshly built.
 With --workdir the rows go to <workdir>/profile/profile.csv.
 """

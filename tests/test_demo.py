@@ -11,8 +11,10 @@ import tensorflow as tf
 
 from tnet_tf import demo
 from tnet_tf import experiment
+from tnet_tf import geometry
 from tnet_tf import presets
 from tnet_tf import profiling
+from tnet_tf.demo import run as demo_run
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +74,7 @@ def test_chance_localization_matches_counting_and_sampling():
     # Overlapping cells: the exact value against random draws of cells.
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 1, (200, 2)).astype(np.float32)
-    cells = np.array(demo.geometry.grid_boxes(256, 256, 7, 0.25)) / 256
+    cells = np.array(geometry.grid_boxes(256, 256, 7, 0.25)) / 256
     hits = []
     for centre in centres:
         inside = ((cells[:, 0] <= centre[0]) & (centre[0] < cells[:, 2])
@@ -193,7 +195,7 @@ def test_export_info_logs_are_filtered_and_restored(caplog):
     absl_logging.set_verbosity(absl_logging.INFO)
     try:
         with caplog.at_level("INFO"):
-            with demo._tensorflow_logs_at_warning():
+            with demo_run._tensorflow_logs_at_warning():
                 absl_logging.info("sharding took 1 microsecond")
                 tf.get_logger().info("assets written")
                 absl_logging.warning("a warning still shows")

@@ -233,7 +233,7 @@ def test_profile_table_and_csv(run, capsys):
         profile.main(["profile"])
     table = capsys.readouterr().out
     assert "Time (ms/im)" in table and "Memory (GB)" in table
-    assert "resource.getrusage" in table or "get_memory_info" in table
+    assert "VmHWM" in table or "get_memory_info" in table
     with open(os.path.join(run["workdir"], "profile", "profile.csv")) as file:
         (row,) = list(csv.DictReader(file))
     assert row["locations"] == "2,1" and float(row["ms_per_image"]) > 0
@@ -246,18 +246,18 @@ def test_multi_worker_uses_the_custom_loop_and_restores(run, monkeypatch):
     # One process stands in for the cluster: the strategy is the default
     # one, and train_loop is spied on.
     calls = []
-    real_loop = experiment.distributed.train_loop
+    real_loop = experiment.train.distributed.train_loop
 
     def spy(*args, **kwargs):
         calls.append(kwargs["steps"])
         return real_loop(*args, **kwargs)
 
     monkeypatch.setattr(
-        experiment.distributed,
+        experiment.train.distributed,
         "make_strategy",
         lambda kind: tf.distribute.get_strategy(),
     )
-    monkeypatch.setattr(experiment.distributed, "train_loop", spy)
+    monkeypatch.setattr(experiment.train.distributed, "train_loop", spy)
     final = os.path.join(run["workdir"], experiment.FINAL_CHECKPOINT)
     # Adam moves each weight by about the learning rate: 1e-9 keeps the
     # restored weights.

@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tnet_tf import profiling
+from tnet_tf.experiment import locations
+from tnet_tf.experiment import profile as command_line
 
 
 def count(layer_or_fn, *shapes):
@@ -240,16 +242,31 @@ def test_profile_rejects_bad_arguments():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("", None), (None, None), ("0", [0]), ("3", [3]), ("2,1", [2, 1])],
+    [
+        ("", None),
+        (None, None),
+        ("0", (0,)),
+        ("3", (3,)),
+        ("2,1", (2, 1)),
+        ("none", ()),
+    ],
 )
 def test_parse_locations(text, expected):
-    assert profiling.parse_locations(text) == expected
+    # The profiling command line reads an empty value as the preset's own.
+    parsed = locations.parse_locations(text, empty=locations.MODEL_DEFAULT)
+    assert parsed == expected
+
+
+def test_parse_locations_reads_empty_as_level_1_alone_by_default():
+    # The experiments' --locations: "" is level 1 alone, as "none".
+    assert locations.parse_locations("") == ()
+    assert locations.parse_locations(None) == ()
 
 
 @pytest.mark.parametrize("text", ["a", "2,", "-1", "1.5"])
 def test_parse_locations_rejects_bad_text(text):
-    with pytest.raises(ValueError, match="locations"):
-        profiling.parse_locations(text)
+    with pytest.raises(ValueError, match="location setting"):
+        locations.parse_locations(text, empty=locations.MODEL_DEFAULT)
 
 
 @pytest.fixture
@@ -278,7 +295,7 @@ def fake_presets(monkeypatch):
 
 
 def run_main(argv):
-    profiling.main(profiling.parse_flags(["profiling"] + argv))
+    command_line.main(command_line.parse_flags(["profiling"] + argv))
 
 
 def test_cli_json_line(fake_presets, capsys):
@@ -337,13 +354,13 @@ def test_cli_all_prints_progress_and_table(fake_presets, capsys):
 
 def test_cli_rejects_bad_flags(fake_presets):
     with pytest.raises(SystemExit):
-        profiling.parse_flags(["profiling", "--preset", "x", "--all"])
+        command_line.parse_flags(["profiling", "--preset", "x", "--all"])
     with pytest.raises(SystemExit):
-        profiling.parse_flags(
+        command_line.parse_flags(
             ["profiling", "--preset", "x", "--locations", "a"]
         )
     with pytest.raises(SystemExit):
-        profiling.parse_flags(["profiling"])
+        command_line.parse_flags(["profiling"])
 
 
 def test_module_runs_as_a_script():

