@@ -15,7 +15,6 @@ which build on this module):
 """
 
 import importlib
-import inspect
 import math
 import sys
 import warnings
@@ -248,20 +247,20 @@ def _image_size_pair(image_size):
 
 
 def _accepts_locations(model):
-    try:
-        parameters = inspect.signature(model.call).parameters
-    except (TypeError, ValueError):
-        return False
-    return "locations_per_level" in parameters
+    # The library's models share one call (TNet's); any other Keras model
+    # is called with the images only.
+    from tnet_tf.models import ImageClassifier
+
+    return isinstance(model, ImageClassifier)
 
 
 def profile(model, image_size, locations_per_level=None):
     """Parameters and multiply-adds per image of a Keras image model.
 
     The model runs at inference (`training=False`) on one image of
-    `image_size` with 3 channels. Models whose `call` takes
-    `locations_per_level` (TNet) get it passed; baselines are called with the
-    images only.
+    `image_size` with 3 channels. The library's models (TNet and the
+    baselines) get `locations_per_level` passed; any other Keras model is
+    called with the images only.
 
     Args:
         model: a Keras model called as `model(images, training=False)` or
@@ -303,7 +302,7 @@ def profile(model, image_size, locations_per_level=None):
                 images,
                 training=False,
                 locations_per_level=locations_per_level,
-            )
+            )["logits"]
 
     else:
 

@@ -8,8 +8,7 @@
 import os
 
 from tnet_tf import profiling
-from tnet_tf.experiment.locations import attended_locations
-from tnet_tf.experiment.locations import format_locations
+from tnet_tf.experiment.locations import setting_columns
 from tnet_tf.experiment.models import compile_for_evaluation
 from tnet_tf.experiment.models import location_settings
 from tnet_tf.experiment.models import make_input
@@ -76,9 +75,11 @@ def run_evaluation(
     height, width = recipe.image_size
     rows = []
     for setting in settings:
-        kwargs = {} if setting is None else {"locations_per_level": setting}
         logs = model.evaluate(
-            dataset, return_dict=True, verbose=verbose, **kwargs
+            dataset,
+            return_dict=True,
+            verbose=verbose,
+            locations_per_level=setting,
         )
         flops = (
             profiling.profile(model, recipe.image_size, setting)["flops"]
@@ -90,10 +91,7 @@ def run_evaluation(
                 "recipe": recipe.name,
                 "model": model.name,
                 "split": split,
-                "locations": format_locations(setting),
-                "attended": (
-                    "" if setting is None else attended_locations(setting)
-                ),
+                **setting_columns(model, setting),
                 "top1": round(float(logs["top1"]), 6),
                 "top5": round(float(logs["top5"]), 6),
                 "flops": flops,

@@ -13,7 +13,6 @@ from tnet_tf.experiment.run_folder import EXPORT_DIR
 from tnet_tf.experiment.run_folder import default_checkpoint
 from tnet_tf.experiment.run_folder import load_checkpoint
 from tnet_tf.experiment.run_folder import write_experiment_file
-from tnet_tf.model import TNet
 
 
 def run_export(
@@ -38,10 +37,10 @@ def run_export(
     recipe = resolve_recipe(recipe, overrides)
     model = load_checkpoint(default_checkpoint(workdir, checkpoint))
     output_dir = output_dir or os.path.join(workdir, EXPORT_DIR)
-    settings = None
-    if isinstance(model, TNet):
-        settings = location_settings(recipe, model, locations)
-        settings = [list(setting) for setting in settings]
+    settings = [
+        list(setting)
+        for setting in location_settings(recipe, model, locations)
+    ]
     write_experiment_file(recipe, workdir)  # once the arguments are checked
     saved_model = os.path.join(output_dir, "saved_model")
     info = export.export_saved_model(

@@ -24,7 +24,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf.experiment.models import _call
 
 _STATUS = "/proc/self/status"
 
@@ -146,7 +145,9 @@ def measure_inference(model, images, setting, repetitions=10, warmup=2):
 
     @tf.function
     def forward(batch):
-        return _call(model, batch, setting)["logits"]
+        return model(batch, training=False, locations_per_level=setting)[
+            "logits"
+        ]
 
     gpus = tf.config.list_logical_devices("GPU")
     for _ in range(warmup):

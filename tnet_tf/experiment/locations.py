@@ -71,3 +71,15 @@ def attended_locations(setting):
         product *= count
         total += product
     return total
+
+
+def setting_columns(model, setting):
+    """The `locations` and `attended` columns of a result row of `model` at
+    `setting` (resolved): empty for a model that attends no region, so that
+    tables show its setting as `-`."""
+    if not model.config.attends_regions:
+        return {"locations": "", "attended": ""}
+    return {
+        "locations": format_locations(setting),
+        "attended": attended_locations(setting),
+    }

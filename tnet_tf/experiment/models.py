@@ -4,9 +4,8 @@
   a resolved recipe.
 - `build_model`, `compile_for_evaluation`, `make_input`: a fresh model,
   compiled for `evaluate`; the recipe's seeded input pipeline.
-- `location_settings`, `_call`, `_to_numpy`: the settings a verb runs a
-  model at, and one greedy forward pass (a TNet's or a baseline's) as an
-  output dict.
+- `location_settings`, `to_numpy`: the settings a verb runs a model at
+  (every model answers the same call), and its output dict as NumPy.
 """
 
 import keras
@@ -15,8 +14,6 @@ import numpy as np
 from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf.data import pipelines
-from tnet_tf.experiment.locations import format_locations
-from tnet_tf.model import TNet
 
 
 def resolve_recipe(recipe, overrides):
@@ -59,29 +56,14 @@ def make_input(
 
 
 def location_settings(recipe, model, locations=None):
-    """The settings to evaluate: `locations`, else the recipe's, else the
-    model's default; `[None]` for a baseline."""
-    if not isinstance(model, TNet):
-        if locations:
-            raise ValueError(
-                f"'{model.name}' is a baseline: it takes no location settings, "
-                f"got {[format_locations(s) for s in locations]}."
-            )
-        return [None]
-    settings = locations or recipe.evaluation_locations
-    if not settings:
-        settings = [model.config.locations_per_level]
+    """The settings to run, resolved by the model: `locations`, else the
+    recipe's, else the model's default (`()` for a baseline, which takes no
+    other)."""
+    settings = locations or recipe.evaluation_locations or [None]
     return [model.resolve_locations(setting) for setting in settings]
 
 
-def _call(model, images, setting):
-    """The model's output dict (a baseline's logits as `{"logits": ...}`)."""
-    if isinstance(model, TNet):
-        return model(images, training=False, locations_per_level=setting)
-    return {"logits": model(images, training=False)}
-
-
-def _to_numpy(outputs):
+def to_numpy(outputs):
     """An output dict as NumPy arrays (`location_probs` stays a tuple)."""
     return {
         key: (

@@ -16,8 +16,7 @@ from tnet_tf import config as config_lib
 from tnet_tf import export
 from tnet_tf import viz
 from tnet_tf.data import augment
-from tnet_tf.experiment.models import _call
-from tnet_tf.experiment.models import _to_numpy
+from tnet_tf.experiment.models import to_numpy
 from tnet_tf.experiment.run_folder import load_checkpoint
 
 
@@ -61,7 +60,9 @@ def load_predictor(model_path):
     model = load_checkpoint(model_path)
 
     def predict_keras(images, setting):
-        return _to_numpy(_call(model, images, setting))
+        return to_numpy(
+            model(images, training=False, locations_per_level=setting)
+        )
 
     return predict_keras, tuple(model.config.image_size)
 
@@ -110,9 +111,6 @@ def run_predict(
         )
         for c in ranked
     ]
-    if "attended_boxes" not in one:  # a baseline: the whole image only
-        one["attended_boxes"] = np.array([[0.0, 0.0, 1.0, 1.0]])
-        one["attended_levels"] = np.array([1])
     if output_png is None:
         stem = os.path.splitext(image_path)[0]
         output_png = f"{stem}_attention.png"

@@ -19,7 +19,7 @@ from absl.flags import argparse_flags
 from tnet_tf import profiling
 from tnet_tf.experiment.inference import measure_inference
 from tnet_tf.experiment.locations import MODEL_DEFAULT
-from tnet_tf.experiment.locations import attended_locations
+from tnet_tf.experiment.locations import setting_columns
 from tnet_tf.experiment.locations import format_locations
 from tnet_tf.experiment.locations import parse_locations
 from tnet_tf.experiment.models import build_model
@@ -85,10 +85,7 @@ def run_profile(
                 "recipe": recipe.name,
                 "model": model.name,
                 "image_size": f"{height}x{width}",
-                "locations": format_locations(setting),
-                "attended": (
-                    "" if setting is None else attended_locations(setting)
-                ),
+                **setting_columns(model, setting),
                 "params": counts["params"],
                 "flops": counts["flops"],
                 "batch_size": batch,

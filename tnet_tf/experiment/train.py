@@ -28,7 +28,6 @@ from tnet_tf.experiment.run_folder import BEST_CHECKPOINT
 from tnet_tf.experiment.run_folder import FINAL_CHECKPOINT
 from tnet_tf.experiment.run_folder import restore_weights
 from tnet_tf.experiment.run_folder import write_experiment_file
-from tnet_tf.model import TNet
 
 LOOPS = ("fit", "custom")
 
@@ -54,16 +53,13 @@ def make_optimizers(recipe):
 
 
 def compile_for_training(model, recipe):
-    """Compiles `model` with the recipe's optimizers (and TNet's loss variant)."""
+    """Compiles `model` with the recipe's optimizers and loss variant."""
     optimizer, backbone_optimizer = make_optimizers(recipe)
-    options = {}
-    if isinstance(model, TNet):
-        options["loss_variant"] = recipe.loss_variant
     model.compile(
         optimizer=optimizer,
         backbone_optimizer=backbone_optimizer,
+        loss_variant=recipe.loss_variant,
         jit_compile=recipe.jit_compile,
-        **options,
     )
 
 
@@ -190,10 +186,6 @@ def run_training(
     # fails on its arguments (records, restore path) leaves nothing behind.
     experiment_file = write_experiment_file(recipe, directory)
     if loop == "fit":
-        # Attention pictures need a TNet: a baseline attends nothing.
-        pictures = {}
-        if not isinstance(model, TNet):
-            pictures["validation_images"] = None
         history = training.fit(
             model,
             train,
@@ -205,7 +197,6 @@ def run_training(
             backup_steps=backup_steps,
             input_starts_at="backup",
             delete_backup=False,  # once the final checkpoint is written
-            **pictures,
         )
     else:
         history = distributed.train_loop(

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tnet_tf import viz
 from tnet_tf.data import records
-from tnet_tf.experiment.models import _to_numpy
+from tnet_tf.experiment.models import to_numpy
 from tnet_tf.experiment.models import make_input
 from tnet_tf.experiment.models import resolve_recipe
 from tnet_tf.experiment.run_folder import FIGURES_DIR
@@ -21,7 +21,6 @@ from tnet_tf.experiment.run_folder import default_checkpoint
 from tnet_tf.experiment.run_folder import load_checkpoint
 from tnet_tf.experiment.tables import read_csv
 from tnet_tf.experiment.tables import write_csv
-from tnet_tf.model import TNet
 
 
 def _record_filenames(data_dir, split):
@@ -126,10 +125,6 @@ def run_visualize(
         return paths
     split = split or recipe.eval_split
     model = load_checkpoint(default_checkpoint(workdir, checkpoint))
-    if not isinstance(model, TNet):
-        raise ValueError(
-            f"'{model.name}' is a baseline: it attends nothing to draw."
-        )
     setting = None
     if locations:
         if len(locations) != 1:
@@ -147,7 +142,7 @@ def run_visualize(
     grid_images, grid_labels, grid_outputs, rows = [], [], [], []
     seen = 0
     for (images, labels), filenames in zip(dataset, names):
-        outputs = _to_numpy(forward(images))
+        outputs = to_numpy(forward(images))
         if seen < num_images:
             grid_images.append(images.numpy())
             grid_labels.append(labels.numpy())

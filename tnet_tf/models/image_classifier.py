@@ -72,6 +72,7 @@ class ImageClassifier(keras.Model):
         self.load_backbone_weights = load_backbone_weights
         # The setting `evaluate` runs at (None: the model's default).
         self.evaluation_locations = None
+        self.loss_variant = "paper"
 
     def build_feature_extractor(self, **grid):
         """The config's backbone as a `FeatureExtractor`; `grid` holds
@@ -263,7 +264,8 @@ class ImageClassifier(keras.Model):
             if m.name != replica_steps.SKIPPED_STEPS or skipped is not None
         }
 
-    def compile(self, optimizer="adam", backbone_optimizer=None, **kwargs):
+    def compile(self, optimizer="adam", backbone_optimizer=None,
+                loss_variant="paper", **kwargs):
         """Configures training.
 
         Args:
@@ -272,9 +274,19 @@ class ImageClassifier(keras.Model):
             backbone_optimizer: optional second optimizer for the feature
                 extractor. The L2 penalty then covers only the other
                 modules, as in the release (Q5).
+            loss_variant: `"paper"` (TNet's eq. 3) or `"release"` (the
+                release's per-feature cross-entropy and baseline target;
+                see `tnet_tf.losses`). A baseline's loss is the same under
+                both.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
                 No `loss`: the model trains with its own.
         """
+        if loss_variant not in losses.LOSS_VARIANTS:
+            raise ValueError(
+                f"`loss_variant` must be one of {losses.LOSS_VARIANTS}, "
+                f"got {loss_variant!r}."
+            )
+        self.loss_variant = loss_variant
         if kwargs.get("loss") is not None:
             raise ValueError(
                 f"{type(self).__name__} trains with its own loss (set by its "

@@ -151,7 +151,6 @@ class TNet(image_classifier.ImageClassifier):
             aggregation="mean",
         )
 
-        self.loss_variant = "paper"
         self.track_metrics(METRIC_TERMS)
         # Built at construction, like a functional model: count_params,
         # summary and saving work before the first call.
@@ -318,27 +317,6 @@ class TNet(image_classifier.ImageClassifier):
         )
 
     # === Learning rule (paper Section 4) ===
-
-    def compile(self, optimizer="adam", loss_variant="paper", **kwargs):
-        """Configures training.
-
-        Args:
-            optimizer: the optimizer (see `ImageClassifier.compile` for
-                `backbone_optimizer`, a second one for the backbone).
-            loss_variant: `"paper"` (eq. 3) or `"release"` (per-feature
-                cross-entropy including the level-1 vector and a mixed
-                baseline target; see `tnet_tf.losses`).
-            **kwargs: `backbone_optimizer` and `keras.Model.compile`
-                arguments (e.g. `jit_compile`). No `loss`: the loss is the
-                model's own.
-        """
-        if loss_variant not in losses.LOSS_VARIANTS:
-            raise ValueError(
-                f"`loss_variant` must be one of {losses.LOSS_VARIANTS}, "
-                f"got {loss_variant!r}."
-            )
-        self.loss_variant = loss_variant
-        super().compile(optimizer=optimizer, **kwargs)
 
     def compute_loss_terms(self, images, labels, training):
         """Forward pass and every loss term for one replica's batch.
