@@ -8,6 +8,7 @@ import tnet_tf and must give the Keras model's logits and boxes.
 """
 
 import csv
+import dataclasses
 import gc
 import importlib
 import json
@@ -305,9 +306,11 @@ def test_baselines_compile_with_the_recipe_and_evaluate():
     logs = model.evaluate(images, labels, return_dict=True, verbose=0)
     assert {"top1", "top5", "l2", "cross_entropy"} <= set(logs)
     assert logs["l2"] > 0.0
-    assert experiment.location_settings(recipe, model) == [None]
-    with pytest.raises(ValueError, match="baseline"):
-        experiment.location_settings(recipe, model, [(1,)])
+    # A baseline's one setting is the empty one; it takes no other.
+    plain = dataclasses.replace(recipe, evaluation_locations=())
+    assert experiment.location_settings(plain, model) == [()]
+    with pytest.raises(ValueError, match="attends no regions"):
+        experiment.location_settings(plain, model, [(1,)])
 
 
 def test_location_helpers():

@@ -9,6 +9,9 @@ import keras
 import pytest
 import tensorflow as tf
 
+from tnet_tf import config as config_lib
+from tnet_tf import models
+from tnet_tf import presets
 from tnet_tf import profiling
 from tnet_tf.experiment import locations
 from tnet_tf.experiment import profile as command_line
@@ -194,11 +197,15 @@ def test_efficientnet_b0_matches_paper_backbone_count():
     assert result["locations_per_level"] is None
 
 
-class LocationsModel(keras.Model):
-    """Stands in for TNet: one dense pass per attended location."""
+class LocationsModel(models.ImageClassifier):
+    """Stands in for TNet (a library model, so it takes
+    `locations_per_level`): one dense pass per attended location."""
+
+    config_class = config_lib.TNetConfig
 
     def __init__(self, default_locations=(2,), **kwargs):
-        super().__init__(**kwargs)
+        kwargs.setdefault("name", "locations_model")
+        super().__init__(presets.get("tiny_test"), **kwargs)
         self.default_locations = list(default_locations)
         self.pool = keras.layers.GlobalAveragePooling2D()
         self.head = keras.layers.Dense(4)
