@@ -6,8 +6,10 @@
   sharded writer the converters of `data_prep/` share.
 - `datasets`: a `DatasetSpec` per dataset (`get_spec(name)`, `names()`).
 - `augment`: the release's training augmentation and evaluation resize.
-- `pipelines`: `make_dataset(...)`, batches of `(images, labels)` for `fit`.
-- `megapixel_mnist`: the generated Megapixel MNIST benchmark.
+- `pipelines`: `make_dataset(...)`, batches of `(images, labels)` for `fit`,
+  read by `record_source` or `tfds_source` and checked by `record_checks`.
+- `megapixel_mnist`: the generated Megapixel MNIST benchmark, drawn from the
+  digits of `mnist_digits` with the random layout of `canvas_layout`.
 """
 
 from tnet_tf.data import augment
