@@ -126,35 +126,49 @@ def add_common_args(parser, default_reps=None):
         help="tiny models, sizes and repetitions (a few seconds; for tests)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size",
+        type=int,
+        default=None,
         help="images per call (default: per script and device)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=None,
+        "--warmup",
+        type=int,
+        default=None,
         help="untimed calls per case before timing (default 2, smoke 1)",
     )
     parser.add_argument(
-        "--reps", type=int, default=default_reps,
+        "--reps",
+        type=int,
+        default=default_reps,
         help="timed repetitions per case, interleaved (default GPU 20, CPU 5)",
     )
     parser.add_argument(
-        "--precision", choices=("auto",) + PRECISIONS, default="auto",
+        "--precision",
+        choices=("auto",) + PRECISIONS,
+        default="auto",
         help="Keras dtype policy; auto: mixed_float16 on GPU, float32 on CPU",
     )
     parser.add_argument(
-        "--jit", choices=("auto", "on", "off"), default="auto",
+        "--jit",
+        choices=("auto", "on", "off"),
+        default="auto",
         help="XLA jit_compile of each case; auto: on for GPU, off for CPU",
     )
     parser.add_argument(
-        "--memory", choices=("auto", "on", "off"), default="auto",
+        "--memory",
+        choices=("auto", "on", "off"),
+        default="auto",
         help="measure peak memory (auto: on, except in smoke mode)",
     )
     parser.add_argument(
-        "--cases", default="",
+        "--cases",
+        default="",
         help="comma-separated case names or groups to run (default: all)",
     )
     parser.add_argument(
-        "--quiet", action="store_true",
+        "--quiet",
+        action="store_true",
         help="no progress messages on stderr",
     )
     return parser
@@ -176,9 +190,13 @@ def resolve_settings(args, cpu_batch, gpu_batch, smoke_batch=2):
     memory = args.memory
     if memory == "auto":
         memory = "off" if args.smoke else "on"
-    warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 2)
-    reps = args.reps if args.reps is not None else (
-        2 if args.smoke else (20 if gpu else 5)
+    warmup = (
+        args.warmup if args.warmup is not None else (1 if args.smoke else 2)
+    )
+    reps = (
+        args.reps
+        if args.reps is not None
+        else (2 if args.smoke else (20 if gpu else 5))
     )
     return {
         "smoke": bool(args.smoke),
@@ -268,7 +286,9 @@ def level_regions(reader, images, cells, config, whole_image=True):
     for chosen in cells:
         reader.descend(chosen)
         regions = regions.children(
-            chosen, tf.zeros(tf.shape(chosen)), config.grid_size,
+            chosen,
+            tf.zeros(tf.shape(chosen)),
+            config.grid_size,
             config.cell_fraction,
         )
         levels.append(reader.read(regions))
@@ -461,8 +481,12 @@ def build_standard_case(spec, ctx):
         locations = list(spec["locations"])
         model = ctx.tnet(spec["preset"], precision, regions)
         fn, mode = trace_tnet(
-            model, logits_fn(model, locations), images, locations,
-            spec.get("jit"), regions,
+            model,
+            logits_fn(model, locations),
+            images,
+            locations,
+            spec.get("jit"),
+            regions,
         )
         notes = [f"levels 2+: {regions_label(regions, mode)}"] if mode else []
         return Case(spec, fn, (images,), spec["batch"], notes, mode)
@@ -482,6 +506,7 @@ def build_standard_case(spec, ctx):
             def backbone(*batches):
                 return extractor(tf.concat(batches, 0), training=False)[0]
         else:
+
             def backbone(*batches):
                 # One pass per level, like TNet; V of every level.
                 return [extractor(x, training=False)[0] for x in batches]
@@ -579,14 +604,24 @@ def cpu_peak_mib(module_name, spec, timeout=1800):
     env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     env["MALLOC_TRIM_THRESHOLD_"] = "131072"
     command = [
-        sys.executable, "-m", "bench.common", "--memory-worker",
-        module_name, json.dumps(spec),
+        sys.executable,
+        "-m",
+        "bench.common",
+        "--memory-worker",
+        module_name,
+        json.dumps(spec),
     ]
     result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True,
+        command,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    lines = [
+        line for line in result.stdout.splitlines() if line.startswith("{")
+    ]
     if result.returncode != 0 or not lines:
         raise RuntimeError(
             f"memory worker for {spec['name']} failed "
@@ -647,7 +682,8 @@ def check_case(spec, ctx, check_batch=2):
         locations = list(spec["locations"])
         results, modes = [], []
         for variant, jit, variant_regions in (
-            ("float32", False, "ours"), (precision, spec.get("jit"), regions)
+            ("float32", False, "ours"),
+            (precision, spec.get("jit"), regions),
         ):
             model = ctx.tnet(spec["preset"], variant, variant_regions)
 
@@ -664,26 +700,31 @@ def check_case(spec, ctx, check_batch=2):
         extra.update(
             same_cells=bool(np.array_equal(ref_cells, opt_cells)),
             regions=f"{regions_label(regions, modes[1])} vs {modes[0]}"
-            if modes[1] else "",
+            if modes[1]
+            else "",
             regions_mode=modes[1],
             reference_regions_mode=modes[0],
         )
         return compare_outputs(
-            f"{spec['name']} vs plain float32", ref_logits, opt_logits,
-            TOLERANCES[precision], extra,
+            f"{spec['name']} vs plain float32",
+            ref_logits,
+            opt_logits,
+            TOLERANCES[precision],
+            extra,
         )
     if spec["kind"] == "baseline":
-        ref = trace(
-            logits_fn(ctx.model(spec["preset"])), (images,), False
-        )
+        ref = trace(logits_fn(ctx.model(spec["preset"])), (images,), False)
         opt = trace(
             logits_fn(ctx.model(spec["preset"], precision)),
             (images,),
             spec.get("jit"),
         )
         return compare_outputs(
-            f"{spec['name']} vs plain float32", ref(images).numpy(),
-            opt(images).numpy(), TOLERANCES[precision], extra,
+            f"{spec['name']} vs plain float32",
+            ref(images).numpy(),
+            opt(images).numpy(),
+            TOLERANCES[precision],
+            extra,
         )
     return None
 
@@ -691,8 +732,16 @@ def check_case(spec, ctx, check_batch=2):
 # === Reports ===
 
 
-def comparison(name, numerator, denominator, metric, results, target=None,
-               op=None, meaning=""):
+def comparison(
+    name,
+    numerator,
+    denominator,
+    metric,
+    results,
+    target=None,
+    op=None,
+    meaning="",
+):
     """Ratio `metric(numerator) / metric(denominator)` from one run."""
     a = results.get(numerator, {}).get(metric)
     b = results.get(denominator, {}).get(metric)
@@ -700,7 +749,9 @@ def comparison(name, numerator, denominator, metric, results, target=None,
     met = None
     if ratio is not None and target is not None:
         met = {
-            ">=": ratio >= target, "<=": ratio <= target, "<": ratio < target
+            ">=": ratio >= target,
+            "<=": ratio <= target,
+            "<": ratio < target,
         }[op]
     return {
         "name": name,
@@ -734,61 +785,109 @@ def _fmt(value, digits=3):
 def report(benchmark, env, settings, cases, comparisons, checks, notes=()):
     """Prints the tables, then the JSON line; returns the JSON dict."""
     env = dict(env, loadavg_end=[round(x, 2) for x in os.getloadavg()])
-    print(f"== {benchmark} == device {env['device']}"
-          + (f" ({env['gpu']})" if "gpu" in env else "")
-          + f", {env['cpu_count']} CPUs, load average "
-          f"{env['loadavg_start']} -> {env['loadavg_end']}")
+    print(
+        f"== {benchmark} == device {env['device']}"
+        + (f" ({env['gpu']})" if "gpu" in env else "")
+        + f", {env['cpu_count']} CPUs, load average "
+        f"{env['loadavg_start']} -> {env['loadavg_end']}"
+    )
     print(
         f"batch {settings['batch_size']}, precision {settings['precision']}, "
         f"jit {'on' if settings['jit'] else 'off'}, warm-up "
         f"{settings['warmup']}, {settings['reps']} interleaved reps, medians"
-        + (" [SMOKE: tiny models, numbers meaningless]"
-           if settings["smoke"] else "")
+        + (
+            " [SMOKE: tiny models, numbers meaningless]"
+            if settings["smoke"]
+            else ""
+        )
     )
     print()
     rows = []
     for case in cases:
-        rows.append([
-            case.get("group", ""),
-            case["name"],
-            case.get("what", ""),
-            case.get("batch", ""),
-            _fmt(case.get("ms_per_call"), 1),
-            _fmt(case.get("ms_per_image"), 2),
-            f"{_fmt(case.get('ms_per_image_min'), 2)}-"
-            f"{_fmt(case.get('ms_per_image_max'), 2)}",
-            _fmt(case.get("peak_mib"), 1),
-            "; ".join(case.get("notes", [])),
-        ])
-    print(format_table(
-        ["group", "case", "model / input", "batch", "ms/call", "ms/image",
-         "min-max", "peak MiB", "notes"],
-        rows,
-    ))
+        rows.append(
+            [
+                case.get("group", ""),
+                case["name"],
+                case.get("what", ""),
+                case.get("batch", ""),
+                _fmt(case.get("ms_per_call"), 1),
+                _fmt(case.get("ms_per_image"), 2),
+                f"{_fmt(case.get('ms_per_image_min'), 2)}-"
+                f"{_fmt(case.get('ms_per_image_max'), 2)}",
+                _fmt(case.get("peak_mib"), 1),
+                "; ".join(case.get("notes", [])),
+            ]
+        )
+    print(
+        format_table(
+            [
+                "group",
+                "case",
+                "model / input",
+                "batch",
+                "ms/call",
+                "ms/image",
+                "min-max",
+                "peak MiB",
+                "notes",
+            ],
+            rows,
+        )
+    )
     if comparisons:
         print()
-        print(format_table(
-            ["comparison", "ratio", "target", "met", "meaning"],
-            [[c["name"], _fmt(c["ratio"]), c["target"] or "-",
-              _fmt(c["target_met"]) if c["target"] else "-", c["meaning"]]
-             for c in comparisons],
-        ))
+        print(
+            format_table(
+                ["comparison", "ratio", "target", "met", "meaning"],
+                [
+                    [
+                        c["name"],
+                        _fmt(c["ratio"]),
+                        c["target"] or "-",
+                        _fmt(c["target_met"]) if c["target"] else "-",
+                        c["meaning"],
+                    ]
+                    for c in comparisons
+                ],
+            )
+        )
         print("(targets are benchmark goals, not pass/fail tests)")
     if checks:
         print()
-        print(format_table(
-            ["output check", "precision", "jit", "regions", "max |diff|",
-             "rel", "tolerance", "same cells", "ok"],
-            [[c["name"], c.get("precision", ""), c.get("jit", ""),
-              c.get("regions", ""), f"{c['max_abs_diff']:.3g}",
-              f"{c['max_rel_diff']:.3g}", f"{c['tolerance_rel']:g}",
-              _fmt(c.get("same_cells")), _fmt(c["passed"])]
-             for c in checks],
-        ))
+        print(
+            format_table(
+                [
+                    "output check",
+                    "precision",
+                    "jit",
+                    "regions",
+                    "max |diff|",
+                    "rel",
+                    "tolerance",
+                    "same cells",
+                    "ok",
+                ],
+                [
+                    [
+                        c["name"],
+                        c.get("precision", ""),
+                        c.get("jit", ""),
+                        c.get("regions", ""),
+                        f"{c['max_abs_diff']:.3g}",
+                        f"{c['max_rel_diff']:.3g}",
+                        f"{c['tolerance_rel']:g}",
+                        _fmt(c.get("same_cells")),
+                        _fmt(c["passed"]),
+                    ]
+                    for c in checks
+                ],
+            )
+        )
     all_notes = list(notes)
     if settings.get("memory"):
-        all_notes.append(MEMORY_NOTE_GPU if env["device"] == "GPU"
-                         else MEMORY_NOTE_CPU)
+        all_notes.append(
+            MEMORY_NOTE_GPU if env["device"] == "GPU" else MEMORY_NOTE_CPU
+        )
     if all_notes:
         print()
         for note in all_notes:
@@ -811,8 +910,11 @@ def logger(quiet=False):
 
     def log(message):
         if not quiet:
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{time.perf_counter() - start:7.1f}s] {message}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return log
 
@@ -829,11 +931,17 @@ def run_cases(module_name, specs, settings, ctx, build_case, log):
         cases.append(build_case(spec, ctx))
     checks = []
     for spec in specs:
-        record = check_case(spec, ctx) if spec["kind"] in ("tnet", "baseline") else None
+        record = (
+            check_case(spec, ctx)
+            if spec["kind"] in ("tnet", "baseline")
+            else None
+        )
         if record:
             checks.append(record)
     samples = time_cases(cases, settings["warmup"], settings["reps"], log)
-    memory = measure_memory(module_name, cases, log) if settings["memory"] else {}
+    memory = (
+        measure_memory(module_name, cases, log) if settings["memory"] else {}
+    )
     rows = []
     for case in cases:
         row = dict(case.spec)
@@ -852,8 +960,12 @@ def run_cases(module_name, specs, settings, ctx, build_case, log):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--memory-worker", nargs=2,
-                        metavar=("MODULE", "SPEC_JSON"), required=True)
+    parser.add_argument(
+        "--memory-worker",
+        nargs=2,
+        metavar=("MODULE", "SPEC_JSON"),
+        required=True,
+    )
     args = parser.parse_args(argv)
     module_name, spec = args.memory_worker
     print(json.dumps(memory_worker(module_name, json.loads(spec))), flush=True)

@@ -44,10 +44,12 @@ def load_run(workdir):
         )
     with open(path) as stream:
         stored = json.load(stream)["config"]
-    config = demo.DemoConfig(**{
-        key: tuple(value) if isinstance(value, list) else value
-        for key, value in stored.items()
-    })
+    config = demo.DemoConfig(
+        **{
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in stored.items()
+        }
+    )
     model = keras.models.load_model(
         os.path.join(workdir, "tnet", "checkpoints", "final.keras")
     )
@@ -72,17 +74,29 @@ def level_one(model, canvases, batch_size=250):
 
 def cell_hits(cells, centres, config, side):
     """Whether cell `cells[i]` of the grid contains centre `i`."""
-    boxes = np.asarray(geometry.grid_boxes(
-        side, side, config.grid_size, config.cell_fraction
-    ), np.float64)[cells] / side
+    boxes = (
+        np.asarray(
+            geometry.grid_boxes(
+                side, side, config.grid_size, config.cell_fraction
+            ),
+            np.float64,
+        )[cells]
+        / side
+    )
     return demo.centres_inside(boxes[:, None], centres)[:, 0]
 
 
 def nearest_cells(centres, config, side):
     """The grid cell whose centre is nearest each digit centre."""
-    boxes = np.asarray(geometry.grid_boxes(
-        side, side, config.grid_size, config.cell_fraction
-    ), np.float64) / side
+    boxes = (
+        np.asarray(
+            geometry.grid_boxes(
+                side, side, config.grid_size, config.cell_fraction
+            ),
+            np.float64,
+        )
+        / side
+    )
     cell_centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     distance = np.abs(centres[:, None] - cell_centres[None]).max(-1)
     return distance.argmin(1)
@@ -160,17 +174,22 @@ def main(argv=None):
     train_maps, _ = level_one(model, train)
     test_maps, policy_probs = level_one(model, test)
     probe = train_probe(
-        train_maps, nearest_cells(train_centres, model.config, side), grid,
-        args.probe_epochs, config.seed,
+        train_maps,
+        nearest_cells(train_centres, model.config, side),
+        grid,
+        args.probe_epochs,
+        config.seed,
     )
     probe_cells = np.asarray(probe.predict(test_maps, verbose=0)).argmax(1)
     results = {
         "probe_hit": float(
             cell_hits(probe_cells, test_centres, model.config, side).mean()
         ),
-        "policy_hit": float(cell_hits(
-            policy_probs.argmax(1), test_centres, model.config, side
-        ).mean()),
+        "policy_hit": float(
+            cell_hits(
+                policy_probs.argmax(1), test_centres, model.config, side
+            ).mean()
+        ),
         "locations": config.locations,
         **reading(model, test, test_labels, test_centres, config.locations),
     }

@@ -45,34 +45,89 @@ def case_specs(settings):
     def add(name, group, kind, preset, size, what, locations=None, **extra):
         if smoke:
             what = "tiny stand-in: " + what
-        spec = dict(base, name=name, group=group, kind=kind, preset=preset,
-                    size=size, what=what, **extra)
+        spec = dict(
+            base,
+            name=name,
+            group=group,
+            kind=kind,
+            preset=preset,
+            size=size,
+            what=what,
+            **extra,
+        )
         if locations is not None:
             spec["locations"] = list(locations)
         specs.append(spec)
 
     for k in (1, 2, 3):
-        add(f"tnet448_k{k}", "fmow", "tnet", tnet448, s448,
-            f"TNet-B0 {s448}px [{k}]", [k])
+        add(
+            f"tnet448_k{k}",
+            "fmow",
+            "tnet",
+            tnet448,
+            s448,
+            f"TNet-B0 {s448}px [{k}]",
+            [k],
+        )
     for locations in ((2, 1), (2, 2)):
         tag = "".join(map(str, locations))
-        add(f"tnet896_k{tag}", "fmow", "tnet", tnet896, s896,
-            f"TNet-B0 {s896}px {list(locations)}", locations)
-    add("backbone896_k21", "fmow", "backbone", tnet896, s896,
-        f"EN-B0 passes of TNet {s896}px [2, 1]", (2, 1))
-    add("backbone896_k21_one_batch", "fmow", "backbone", tnet896, s896,
-        f"EN-B0 on TNet {s896}px [2, 1]'s crops, one batch", (2, 1),
-        one_batch=True)
+        add(
+            f"tnet896_k{tag}",
+            "fmow",
+            "tnet",
+            tnet896,
+            s896,
+            f"TNet-B0 {s896}px {list(locations)}",
+            locations,
+        )
+    add(
+        "backbone896_k21",
+        "fmow",
+        "backbone",
+        tnet896,
+        s896,
+        f"EN-B0 passes of TNet {s896}px [2, 1]",
+        (2, 1),
+    )
+    add(
+        "backbone896_k21_one_batch",
+        "fmow",
+        "backbone",
+        tnet896,
+        s896,
+        f"EN-B0 on TNet {s896}px [2, 1]'s crops, one batch",
+        (2, 1),
+        one_batch=True,
+    )
     for size, suffix in ((s224, "224"), (s448, "448"), (s896, "896")):
-        add(f"en{suffix}", "fmow", "baseline", f"fmow_en_b0_{suffix}", size,
-            f"EN-B0 {size}px")
+        add(
+            f"en{suffix}",
+            "fmow",
+            "baseline",
+            f"fmow_en_b0_{suffix}",
+            size,
+            f"EN-B0 {size}px",
+        )
     s_in = 96 if smoke else 224
     ks = (0, 1, 2) if smoke else (0, 1, 2, 3, 4, 5)
     for k in ks:
-        add(f"inet_k{k}", "imagenet", "tnet", "imagenet_tnet", s_in,
-            f"TNet BagNet-77 {s_in}px [{k}]", [k])
-    add("bagnet77", "imagenet", "baseline", "imagenet_bagnet77", s_in,
-        f"BagNet-77 {s_in}px")
+        add(
+            f"inet_k{k}",
+            "imagenet",
+            "tnet",
+            "imagenet_tnet",
+            s_in,
+            f"TNet BagNet-77 {s_in}px [{k}]",
+            [k],
+        )
+    add(
+        "bagnet77",
+        "imagenet",
+        "baseline",
+        "imagenet_bagnet77",
+        s_in,
+        f"BagNet-77 {s_in}px",
+    )
     return [s for s in specs if common.selected(s, settings["cases"])]
 
 
@@ -84,30 +139,90 @@ def comparisons(rows):
     results = {row["name"]: row for row in rows}
     c = common.comparison
     out = [
-        c("EN-B0 896 / TNet 896 [2,1] (time)", "en896", "tnet896_k21",
-          "ms_per_image", results, 5.0, ">=",
-          "TNet speed-up over EN-B0 at 896 px"),
-        c("TNet 896 [2,1] / its backbone passes (time)", "tnet896_k21",
-          "backbone896_k21", "ms_per_image", results, 1.0, "<=",
-          "TNet overhead beyond backbone passes on the same crops"),
-        c("TNet 896 [2,1] / its crops as one backbone batch (time)",
-          "tnet896_k21", "backbone896_k21_one_batch", "ms_per_image",
-          results, meaning="the release's yardstick (0.94 there, CPU)"),
-        c("TNet 896 [2,1] / EN-B0 896 (peak memory)", "tnet896_k21", "en896",
-          "peak_mib", results, 1 / 3, "<=", "TNet memory share"),
-        c("EN-B0 896 / TNet 896 [2,2] (time)", "en896", "tnet896_k22",
-          "ms_per_image", results, meaning="speed-up, 6 locations"),
-        c("EN-B0 448 / TNet 448 [2] (time)", "en448", "tnet448_k2",
-          "ms_per_image", results, meaning="speed-up at 448 px"),
-        c("TNet 448 [2] / EN-B0 448 (peak memory)", "tnet448_k2", "en448",
-          "peak_mib", results, meaning="memory share at 448 px"),
+        c(
+            "EN-B0 896 / TNet 896 [2,1] (time)",
+            "en896",
+            "tnet896_k21",
+            "ms_per_image",
+            results,
+            5.0,
+            ">=",
+            "TNet speed-up over EN-B0 at 896 px",
+        ),
+        c(
+            "TNet 896 [2,1] / its backbone passes (time)",
+            "tnet896_k21",
+            "backbone896_k21",
+            "ms_per_image",
+            results,
+            1.0,
+            "<=",
+            "TNet overhead beyond backbone passes on the same crops",
+        ),
+        c(
+            "TNet 896 [2,1] / its crops as one backbone batch (time)",
+            "tnet896_k21",
+            "backbone896_k21_one_batch",
+            "ms_per_image",
+            results,
+            meaning="the release's yardstick (0.94 there, CPU)",
+        ),
+        c(
+            "TNet 896 [2,1] / EN-B0 896 (peak memory)",
+            "tnet896_k21",
+            "en896",
+            "peak_mib",
+            results,
+            1 / 3,
+            "<=",
+            "TNet memory share",
+        ),
+        c(
+            "EN-B0 896 / TNet 896 [2,2] (time)",
+            "en896",
+            "tnet896_k22",
+            "ms_per_image",
+            results,
+            meaning="speed-up, 6 locations",
+        ),
+        c(
+            "EN-B0 448 / TNet 448 [2] (time)",
+            "en448",
+            "tnet448_k2",
+            "ms_per_image",
+            results,
+            meaning="speed-up at 448 px",
+        ),
+        c(
+            "TNet 448 [2] / EN-B0 448 (peak memory)",
+            "tnet448_k2",
+            "en448",
+            "peak_mib",
+            results,
+            meaning="memory share at 448 px",
+        ),
     ]
     for k in range(6):
-        out.append(c(f"BagNet-77 / ImageNet TNet [{k}] (time)", "bagnet77",
-                     f"inet_k{k}", "ms_per_image", results,
-                     meaning="speed-up at 224 px"))
-    out.append(c("ImageNet TNet [3] / BagNet-77 (peak memory)", "inet_k3",
-                 "bagnet77", "peak_mib", results, meaning="memory share"))
+        out.append(
+            c(
+                f"BagNet-77 / ImageNet TNet [{k}] (time)",
+                "bagnet77",
+                f"inet_k{k}",
+                "ms_per_image",
+                results,
+                meaning="speed-up at 224 px",
+            )
+        )
+    out.append(
+        c(
+            "ImageNet TNet [3] / BagNet-77 (peak memory)",
+            "inet_k3",
+            "bagnet77",
+            "peak_mib",
+            results,
+            meaning="memory share",
+        )
+    )
     return [x for x in out if x["ratio"] is not None]
 
 
@@ -126,9 +241,16 @@ def main(argv=None):
     env = common.environment()
     ctx = common.Context(smoke=settings["smoke"])
     specs = case_specs(settings)
-    rows, checks = common.run_cases(MODULE, specs, settings, ctx, build_case, log)
+    rows, checks = common.run_cases(
+        MODULE, specs, settings, ctx, build_case, log
+    )
     result = common.report(
-        "inference", env, settings, rows, comparisons(rows), checks,
+        "inference",
+        env,
+        settings,
+        rows,
+        comparisons(rows),
+        checks,
         notes=[
             "ms/image = median ms per call / batch; TNet: greedy locations, "
             "training=False; random weights and images",

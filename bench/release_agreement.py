@@ -88,7 +88,9 @@ def write_fixture_checkpoint(prefix, fixture=FIXTURE):
     with open(os.path.join(fixture, "checkpoint_keys.json")) as file:
         entries = json.load(file)
     variables = np.load(os.path.join(fixture, "variables.npz"))
-    values = {checkpoint_key(name): variables[name] for name in variables.files}
+    values = {
+        checkpoint_key(name): variables[name] for name in variables.files
+    }
     listed = {entry["key"] for entry in entries}
     if not set(values) <= listed:
         raise ValueError(
@@ -157,15 +159,20 @@ def agreement(model, images, io):
         outputs["location_probs"][1], parent_order[..., None], axis=1
     )
     probability_error = max(
-        np.abs(outputs["location_probs"][0][:, 0] - io["loc_probs_level1"]).max(),
+        np.abs(
+            outputs["location_probs"][0][:, 0] - io["loc_probs_level1"]
+        ).max(),
         np.abs(level2.reshape(-1, grid_cells) - io["loc_probs_level2"]).max(),
     )
     base = model.config.base_resolution
-    features, _ = model.feature_extractor(tf.image.resize(images, (base, base)))
+    features, _ = model.feature_extractor(
+        tf.image.resize(images, (base, base))
+    )
     release_features = io["fe_V_level1"].reshape(len(images), -1)
     return {
         "logits_relative": float(
-            np.abs(outputs["logits"] - io["logits"]).max() / np.abs(io["logits"]).max()
+            np.abs(outputs["logits"] - io["logits"]).max()
+            / np.abs(io["logits"]).max()
         ),
         "cells_equal": bool(cells_equal),
         "location_probs_absolute": float(probability_error),
@@ -211,7 +218,10 @@ def main(argv=None):
     print(f"Release checkpoint: {checkpoint}")
     print(f"Converted model:    {output}")
     for label, value in (
-        ("logits, max |diff| / max |logit|", f"{result['logits_relative']:.2e}"),
+        (
+            "logits, max |diff| / max |logit|",
+            f"{result['logits_relative']:.2e}",
+        ),
         ("attended cells, same under each parent", result["cells_equal"]),
         (
             "location probabilities, max |diff|",

@@ -71,20 +71,31 @@ def check_crops(grids, batch=2, seed=5):
         k = min(3, n * n)
         # Unsorted, distinct cells including corners (padded edges).
         cells = tf.constant(
-            [[(n * n - 1 - r - 2 * j) % (n * n) for j in range(k)]
-             for r in range(batch)], tf.int32
+            [
+                [(n * n - 1 - r - 2 * j) % (n * n) for j in range(k)]
+                for r in range(batch)
+            ],
+            tf.int32,
         )
-        release, release_boxes = release_crop_cells(regions, cells, n, fraction)
+        release, release_boxes = release_crop_cells(
+            regions, cells, n, fraction
+        )
         ours, boxes = geometry.crop_cells(regions, cells, n, fraction)
         diff = float(tf.reduce_max(tf.abs(release - ours)))
         same_boxes = bool(np.array_equal(release_boxes.numpy(), boxes.numpy()))
-        checks.append({
-            "name": f"crops {name}: release vs crop_cells",
-            "max_abs_diff": diff, "max_rel_diff": diff, "tolerance_rel": 0.0,
-            "passed": diff == 0.0 and same_boxes, "precision": "float32",
-            "jit": False, "regions": "release vs crop_cells",
-            "same_boxes": same_boxes,
-        })
+        checks.append(
+            {
+                "name": f"crops {name}: release vs crop_cells",
+                "max_abs_diff": diff,
+                "max_rel_diff": diff,
+                "tolerance_rel": 0.0,
+                "passed": diff == 0.0 and same_boxes,
+                "precision": "float32",
+                "jit": False,
+                "regions": "release vs crop_cells",
+                "same_boxes": same_boxes,
+            }
+        )
     return checks
 
 
@@ -105,23 +116,43 @@ def case_specs(settings):
     s896, s224 = (128, 97) if smoke else (896, 224)
     specs = []
     for regions in ("ours", "crop", "release"):
-        specs.append(dict(
-            base, name=f"tnet896_{regions}", group="fmow", kind="tnet",
-            preset="fmow_tnet_b0_896", size=s896, locations=[2, 1],
-            regions=regions,
-            what=f"{stand_in}TNet-B0 {s896}px [2, 1], {regions}",
-        ))
+        specs.append(
+            dict(
+                base,
+                name=f"tnet896_{regions}",
+                group="fmow",
+                kind="tnet",
+                preset="fmow_tnet_b0_896",
+                size=s896,
+                locations=[2, 1],
+                regions=regions,
+                what=f"{stand_in}TNet-B0 {s896}px [2, 1], {regions}",
+            )
+        )
     for regions in ("ours", "release"):
-        specs.append(dict(
-            base, name=f"inet_{regions}", group="imagenet", kind="tnet",
-            preset="imagenet_tnet", size=s224, locations=[3],
-            regions=regions,
-            what=f"{stand_in}ImageNet TNet {s224}px [3], {regions}",
-        ))
+        specs.append(
+            dict(
+                base,
+                name=f"inet_{regions}",
+                group="imagenet",
+                kind="tnet",
+                preset="imagenet_tnet",
+                size=s224,
+                locations=[3],
+                regions=regions,
+                what=f"{stand_in}ImageNet TNet {s224}px [3], {regions}",
+            )
+        )
     for path in LEVEL2_PATHS:
         spec = dict(
-            base, name=f"level2_{path}", group="level2", kind="level2",
-            preset="fmow_tnet_b0_896", size=s896, k=2, path=path,
+            base,
+            name=f"level2_{path}",
+            group="level2",
+            kind="level2",
+            preset="fmow_tnet_b0_896",
+            size=s896,
+            k=2,
+            path=path,
             what=f"{stand_in}2 of 9 cells of {s896}px to base, {path}",
         )
         if path == "resample":
@@ -134,9 +165,7 @@ def level2_regions(path, images, cells, config):
     """The chosen level-2 regions of `images` at base resolution by `path`
     (a key of LEVEL2_PATHS)."""
     reader_path, readers = LEVEL2_PATHS[path]
-    reader = common.reader_for(
-        config, reader_path, images.dtype.name, readers
-    )
+    reader = common.reader_for(config, reader_path, images.dtype.name, readers)
     (regions,) = common.level_regions(
         reader, images, [cells], config, whole_image=False
     )
@@ -150,8 +179,11 @@ def build_case(spec, ctx):
     config = ctx.config(spec["preset"])
     images = common.path_input(ctx, spec, spec["path"])
     cells = tf.constant(
-        [[(r + j * 4) % config.grid_size**2 for j in range(spec["k"])]
-         for r in range(spec["batch"])], tf.int32
+        [
+            [(r + j * 4) % config.grid_size**2 for j in range(spec["k"])]
+            for r in range(spec["batch"])
+        ],
+        tf.int32,
     )
 
     def fn(x):
@@ -167,35 +199,78 @@ def comparisons(rows):
     results = {row["name"]: row for row in rows}
     c = common.comparison
     out = [
-        c("release / ours, TNet 896 [2,1] (time)", "tnet896_release",
-          "tnet896_ours", "ms_per_image", results, 1.5, ">=",
-          "speed-up of TNet's region handling over the release's"),
-        c("ours / release, TNet 896 [2,1] (peak memory)", "tnet896_ours",
-          "tnet896_release", "peak_mib", results, 1.0, "<",
-          "memory of TNet's region handling against the release's"),
-        c("release / crop path, TNet 896 [2,1] (time)", "tnet896_release",
-          "tnet896_crop", "ms_per_image", results,
-          meaning="speed-up of cropping only the chosen cells"),
-        c("crop path / release, TNet 896 [2,1] (peak memory)", "tnet896_crop",
-          "tnet896_release", "peak_mib", results,
-          meaning="memory of cropping only the chosen cells"),
-        c("release / ours, ImageNet TNet [3] (time)", "inet_release",
-          "inet_ours", "ms_per_image", results,
-          meaning="same, ImageNet (ours crops: padded grid)"),
-        c("ours / release, ImageNet TNet [3] (peak memory)", "inet_ours",
-          "inet_release", "peak_mib", results,
-          meaning="same, ImageNet"),
+        c(
+            "release / ours, TNet 896 [2,1] (time)",
+            "tnet896_release",
+            "tnet896_ours",
+            "ms_per_image",
+            results,
+            1.5,
+            ">=",
+            "speed-up of TNet's region handling over the release's",
+        ),
+        c(
+            "ours / release, TNet 896 [2,1] (peak memory)",
+            "tnet896_ours",
+            "tnet896_release",
+            "peak_mib",
+            results,
+            1.0,
+            "<",
+            "memory of TNet's region handling against the release's",
+        ),
+        c(
+            "release / crop path, TNet 896 [2,1] (time)",
+            "tnet896_release",
+            "tnet896_crop",
+            "ms_per_image",
+            results,
+            meaning="speed-up of cropping only the chosen cells",
+        ),
+        c(
+            "crop path / release, TNet 896 [2,1] (peak memory)",
+            "tnet896_crop",
+            "tnet896_release",
+            "peak_mib",
+            results,
+            meaning="memory of cropping only the chosen cells",
+        ),
+        c(
+            "release / ours, ImageNet TNet [3] (time)",
+            "inet_release",
+            "inet_ours",
+            "ms_per_image",
+            results,
+            meaning="same, ImageNet (ours crops: padded grid)",
+        ),
+        c(
+            "ours / release, ImageNet TNet [3] (peak memory)",
+            "inet_ours",
+            "inet_release",
+            "peak_mib",
+            results,
+            meaning="same, ImageNet",
+        ),
     ]
     for numerator, denominator in (
-        ("release", "crop"), ("release", "resample"), ("crop", "resample")
+        ("release", "crop"),
+        ("release", "resample"),
+        ("crop", "resample"),
     ):
-        for metric, label in (("ms_per_image", "time"),
-                              ("peak_mib", "peak memory")):
-            out.append(c(
-                f"{numerator} / {denominator}, level-2 regions 896 ({label})",
-                f"level2_{numerator}", f"level2_{denominator}", metric,
-                results, meaning="bringing level 2 to base resolution alone",
-            ))
+        for metric, label in (
+            ("ms_per_image", "time"),
+            ("peak_mib", "peak memory"),
+        ):
+            out.append(
+                c(
+                    f"{numerator} / {denominator}, level-2 regions 896 ({label})",
+                    f"level2_{numerator}",
+                    f"level2_{denominator}",
+                    metric,
+                    results,
+                    meaning="bringing level 2 to base resolution alone",
+                )
+            )
     return [x for x in out if x["ratio"] is not None]
 
 
@@ -217,10 +292,15 @@ def main(argv=None):
     specs = case_specs(settings)
     log("crop equality checks")
     checks = check_crops(SMOKE_GRIDS if settings["smoke"] else GRIDS)
-    rows, case_checks = common.run_cases(MODULE, specs, settings, ctx,
-                                         build_case, log)
+    rows, case_checks = common.run_cases(
+        MODULE, specs, settings, ctx, build_case, log
+    )
     result = common.report(
-        "release_cropping", env, settings, rows, comparisons(rows),
+        "release_cropping",
+        env,
+        settings,
+        rows,
+        comparisons(rows),
         checks + case_checks,
         notes=[
             "ours = TNet as configured (region_sampling auto: "

@@ -39,8 +39,12 @@ def release_crop_cells(regions, cells, grid_size, cell_fraction):
     cols = geometry.cell_layout(width, grid_size, cell_fraction)
     padded = tf.pad(
         regions,
-        [[0, 0], [rows.pad_before, rows.pad_after],
-         [cols.pad_before, cols.pad_after], [0, 0]],
+        [
+            [0, 0],
+            [rows.pad_before, rows.pad_after],
+            [cols.pad_before, cols.pad_after],
+            [0, 0],
+        ],
     )
     patches = tf.image.extract_patches(
         padded,

@@ -55,7 +55,11 @@ REGION_PATHS = ("crop", "resample")
 def resample_obstacle(config, size, locations):
     """Why the resample path does not apply to `size` px inputs, or None."""
     return geometry.resample_obstacle(
-        size, size, config.grid_size, config.cell_fraction, locations,
+        size,
+        size,
+        config.grid_size,
+        config.cell_fraction,
+        locations,
         config.base_resolution,
     )
 
@@ -76,16 +80,31 @@ def case_specs(settings, sizes, locations, breakdown):
         for size in sizes:
             name = f"tnet_{size}" if regions == "ours" else f"tnet_crop_{size}"
             path = "" if regions == "ours" else ", crop path"
-            specs.append(dict(
-                base, name=name, group="tnet", kind="tnet", preset=TNET,
-                size=size, locations=list(locations), regions=regions,
-                what=f"{stand_in}TNet-B0 {size}px {list(locations)}{path}",
-            ))
+            specs.append(
+                dict(
+                    base,
+                    name=name,
+                    group="tnet",
+                    kind="tnet",
+                    preset=TNET,
+                    size=size,
+                    locations=list(locations),
+                    regions=regions,
+                    what=f"{stand_in}TNet-B0 {size}px {list(locations)}{path}",
+                )
+            )
     for size in sizes:
-        specs.append(dict(
-            base, name=f"en_{size}", group="en", kind="baseline",
-            preset=BASELINE, size=size, what=f"{stand_in}EN-B0 {size}px",
-        ))
+        specs.append(
+            dict(
+                base,
+                name=f"en_{size}",
+                group="en",
+                kind="baseline",
+                preset=BASELINE,
+                size=size,
+                what=f"{stand_in}EN-B0 {size}px",
+            )
+        )
     if breakdown:
         for size in sizes:
             for path in REGION_PATHS:
@@ -93,13 +112,20 @@ def case_specs(settings, sizes, locations, breakdown):
                     config, size, locations
                 ):
                     continue
-                specs.append(dict(
-                    base, name=f"regions_{path}_{size}",
-                    group="breakdown", kind="regions", preset=TNET,
-                    size=size, locations=list(locations), path=path,
-                    jit=False,  # the resample path's crop_and_resize: no XLA
-                    what=f"{stand_in}regions to base only, {path}, {size}px",
-                ))
+                specs.append(
+                    dict(
+                        base,
+                        name=f"regions_{path}_{size}",
+                        group="breakdown",
+                        kind="regions",
+                        preset=TNET,
+                        size=size,
+                        locations=list(locations),
+                        path=path,
+                        jit=False,  # the resample path's crop_and_resize: no XLA
+                        what=f"{stand_in}regions to base only, {path}, {size}px",
+                    )
+                )
     return [s for s in specs if common.selected(s, settings["cases"])]
 
 
@@ -107,11 +133,15 @@ def fixed_cells(batch, locations, grid_size):
     """Deterministic, distinct cells per level: `(regions, k)` int32."""
     cells, regions = [], batch
     for level, k in enumerate(locations):
-        cells.append(tf.constant(
-            [[(r + level + j) % grid_size**2 for j in range(k)]
-             for r in range(regions)],
-            tf.int32,
-        ))
+        cells.append(
+            tf.constant(
+                [
+                    [(r + level + j) % grid_size**2 for j in range(k)]
+                    for r in range(regions)
+                ],
+                tf.int32,
+            )
+        )
         regions *= k
     return cells
 
@@ -163,14 +193,18 @@ def check_region_paths(specs, ctx):
         images = ctx.images(1, spec["size"], seed=7)
         cells = fixed_cells(1, spec["locations"], config.grid_size)
         diff = region_paths_max_diff(images, cells, config)
-        checks.append({
-            "name": f"regions resample vs crop, {spec['size']}px",
-            "max_abs_diff": diff, "max_rel_diff": diff,
-            "tolerance_rel": REGIONS_TOLERANCE,
-            "passed": diff <= REGIONS_TOLERANCE,
-            "precision": "float32", "jit": False,
-            "regions": "resample vs crop",
-        })
+        checks.append(
+            {
+                "name": f"regions resample vs crop, {spec['size']}px",
+                "max_abs_diff": diff,
+                "max_rel_diff": diff,
+                "tolerance_rel": REGIONS_TOLERANCE,
+                "passed": diff <= REGIONS_TOLERANCE,
+                "precision": "float32",
+                "jit": False,
+                "regions": "resample vs crop",
+            }
+        )
     return checks
 
 
@@ -180,39 +214,97 @@ def comparisons(rows, sizes):
     c = common.comparison
     first, last = sizes[0], sizes[-1]
     out = [
-        c(f"TNet {last} / TNet {first} (time)", f"tnet_{last}",
-          f"tnet_{first}", "ms_per_image", results, 1.15, "<=",
-          "TNet time growth at fixed locations"),
-        c(f"TNet crop path {last} / {first} (time)", f"tnet_crop_{last}",
-          f"tnet_crop_{first}", "ms_per_image", results,
-          meaning="the same growth, regions cropped at full resolution"),
-        c(f"EN-B0 {last} / EN-B0 {first} (time)", f"en_{last}", f"en_{first}",
-          "ms_per_image", results, meaning="EN-B0 time growth"),
+        c(
+            f"TNet {last} / TNet {first} (time)",
+            f"tnet_{last}",
+            f"tnet_{first}",
+            "ms_per_image",
+            results,
+            1.15,
+            "<=",
+            "TNet time growth at fixed locations",
+        ),
+        c(
+            f"TNet crop path {last} / {first} (time)",
+            f"tnet_crop_{last}",
+            f"tnet_crop_{first}",
+            "ms_per_image",
+            results,
+            meaning="the same growth, regions cropped at full resolution",
+        ),
+        c(
+            f"EN-B0 {last} / EN-B0 {first} (time)",
+            f"en_{last}",
+            f"en_{first}",
+            "ms_per_image",
+            results,
+            meaning="EN-B0 time growth",
+        ),
     ]
     for size in sizes[1:-1]:
-        out.append(c(f"TNet {size} / TNet {first} (time)", f"tnet_{size}",
-                     f"tnet_{first}", "ms_per_image", results,
-                     meaning="TNet time growth"))
+        out.append(
+            c(
+                f"TNet {size} / TNet {first} (time)",
+                f"tnet_{size}",
+                f"tnet_{first}",
+                "ms_per_image",
+                results,
+                meaning="TNet time growth",
+            )
+        )
     for size in sizes:
-        out.append(c(f"EN-B0 / TNet at {size} (time)", f"en_{size}",
-                     f"tnet_{size}", "ms_per_image", results,
-                     meaning="TNet speed-up"))
-        out.append(c(f"TNet / EN-B0 at {size} (peak memory)", f"tnet_{size}",
-                     f"en_{size}", "peak_mib", results,
-                     meaning="TNet memory share"))
-        out.append(c(f"crop path / ours at {size} (time)",
-                     f"tnet_crop_{size}", f"tnet_{size}", "ms_per_image",
-                     results, meaning="what TNet's region sampling saves "
-                     "over always cropping"))
-        out.append(c(f"regions crop / resample at {size} (time)",
-                     f"regions_crop_{size}", f"regions_resample_{size}",
-                     "ms_per_image", results,
-                     meaning="what resampling saves on that part alone"))
-        out.append(c(f"regions crop / TNet crop path at {size} (time)",
-                     f"regions_crop_{size}", f"tnet_crop_{size}",
-                     "ms_per_image", results,
-                     meaning="share of the crop path's time spent bringing "
-                     "regions to base resolution"))
+        out.append(
+            c(
+                f"EN-B0 / TNet at {size} (time)",
+                f"en_{size}",
+                f"tnet_{size}",
+                "ms_per_image",
+                results,
+                meaning="TNet speed-up",
+            )
+        )
+        out.append(
+            c(
+                f"TNet / EN-B0 at {size} (peak memory)",
+                f"tnet_{size}",
+                f"en_{size}",
+                "peak_mib",
+                results,
+                meaning="TNet memory share",
+            )
+        )
+        out.append(
+            c(
+                f"crop path / ours at {size} (time)",
+                f"tnet_crop_{size}",
+                f"tnet_{size}",
+                "ms_per_image",
+                results,
+                meaning="what TNet's region sampling saves "
+                "over always cropping",
+            )
+        )
+        out.append(
+            c(
+                f"regions crop / resample at {size} (time)",
+                f"regions_crop_{size}",
+                f"regions_resample_{size}",
+                "ms_per_image",
+                results,
+                meaning="what resampling saves on that part alone",
+            )
+        )
+        out.append(
+            c(
+                f"regions crop / TNet crop path at {size} (time)",
+                f"regions_crop_{size}",
+                f"tnet_crop_{size}",
+                "ms_per_image",
+                results,
+                meaning="share of the crop path's time spent bringing "
+                "regions to base resolution",
+            )
+        )
     return [x for x in out if x["ratio"] is not None]
 
 
@@ -221,14 +313,23 @@ def parse_args(argv):
         prog="python -m bench.scaling", description=__doc__.splitlines()[0]
     )
     common.add_common_args(parser)
-    parser.add_argument("--sizes", default="",
-                        help="comma-separated input sides (default "
-                        "896,1792,3584; smoke 128,256,512)")
-    parser.add_argument("--locations", default="2,1",
-                        help="TNet locations per level (default 2,1)")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="also time TNet on the crop path and the "
-                        "regions-to-base part alone (crop vs resample)")
+    parser.add_argument(
+        "--sizes",
+        default="",
+        help="comma-separated input sides (default "
+        "896,1792,3584; smoke 128,256,512)",
+    )
+    parser.add_argument(
+        "--locations",
+        default="2,1",
+        help="TNet locations per level (default 2,1)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time TNet on the crop path and the "
+        "regions-to-base part alone (crop vs resample)",
+    )
     return parser.parse_args(argv)
 
 
@@ -244,8 +345,9 @@ def main(argv=None):
     env = common.environment()
     ctx = common.Context(smoke=settings["smoke"])
     specs = case_specs(settings, sizes, locations, args.breakdown)
-    rows, checks = common.run_cases(MODULE, specs, settings, ctx, build_case,
-                                    log)
+    rows, checks = common.run_cases(
+        MODULE, specs, settings, ctx, build_case, log
+    )
     checks += check_region_paths(specs, ctx)
     notes = [
         "TNet: fMoW 896 model, greedy locations, training=False; EN-B0 "
@@ -259,7 +361,12 @@ def main(argv=None):
             if (obstacle := resample_obstacle(config, size, locations))
         ]
     result = common.report(
-        "scaling", env, settings, rows, comparisons(rows, sizes), checks,
+        "scaling",
+        env,
+        settings,
+        rows,
+        comparisons(rows, sizes),
+        checks,
         notes=notes,
     )
     return 0 if all(c["passed"] for c in result["checks"]) else 1

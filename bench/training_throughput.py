@@ -83,14 +83,28 @@ def parse_args(argv):
         description=__doc__.splitlines()[0],
     )
     common.add_common_args(parser)
-    parser.add_argument("--preset", default="fmow_tnet_b0",
-                        help="TNet preset (default fmow_tnet_b0)")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="input side (default: the preset's)")
-    parser.add_argument("--locations", default="",
-                        help="training locations per level (default preset)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per timed epoch (default GPU 20, CPU 3)")
+    parser.add_argument(
+        "--preset",
+        default="fmow_tnet_b0",
+        help="TNet preset (default fmow_tnet_b0)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="input side (default: the preset's)",
+    )
+    parser.add_argument(
+        "--locations",
+        default="",
+        help="training locations per level (default preset)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps per timed epoch (default GPU 20, CPU 3)",
+    )
     parser.add_argument("--steps-per-execution", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -99,12 +113,14 @@ def main(argv=None):
     # Before anything initialises the TensorFlow runtime.
     logical_cpus = common.split_cpu(2)
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = common.resolve_settings(args, cpu_batch=4, gpu_batch=64,
-                                       smoke_batch=4)
+    settings = common.resolve_settings(
+        args, cpu_batch=4, gpu_batch=64, smoke_batch=4
+    )
     gpu = common.on_gpu()
     steps = args.steps or (2 if settings["smoke"] else (20 if gpu else 3))
-    settings.update(memory=False, steps=steps,
-                    steps_per_execution=args.steps_per_execution)
+    settings.update(
+        memory=False, steps=steps, steps_per_execution=args.steps_per_execution
+    )
     log = common.logger(args.quiet)
     env = common.environment()
     ctx = common.Context(smoke=settings["smoke"])
@@ -112,14 +128,18 @@ def main(argv=None):
     if args.locations or settings["smoke"]:
         # Smoke: one level transition, for a faster trace.
         locations = tuple(int(k) for k in (args.locations or "1").split(","))
-        config = config.replace(num_levels=len(locations) + 1,
-                                locations_per_level=locations)
+        config = config.replace(
+            num_levels=len(locations) + 1, locations_per_level=locations
+        )
     size = args.image_size or (
         config.image_size[0] if not settings["smoke"] else 64
     )
     batch = settings["batch_size"]
-    settings.update(preset=args.preset, image_size=size,
-                    locations=list(config.locations_per_level))
+    settings.update(
+        preset=args.preset,
+        image_size=size,
+        locations=list(config.locations_per_level),
+    )
 
     notes = []
     strategies = {"single": distributed.make_strategy("default")}
@@ -132,8 +152,10 @@ def main(argv=None):
     if replicas >= 2 or gpu:
         strategies["mirrored"] = distributed.make_strategy("mirrored", devices)
         if not gpu:
-            notes.append("mirrored: 2 logical CPU devices sharing the same "
-                         f"{env['cpu_count']} cores (overhead, not speed-up)")
+            notes.append(
+                "mirrored: 2 logical CPU devices sharing the same "
+                f"{env['cpu_count']} cores (overhead, not speed-up)"
+            )
         elif replicas == 1:
             notes.append("mirrored: one GPU, one replica (strategy overhead)")
     else:
@@ -154,56 +176,87 @@ def main(argv=None):
     for name, model in models.items():
         log(f"warm-up {name}")
         for _ in range(settings["warmup"]):
-            model.fit(dataset, epochs=1, steps_per_epoch=steps,
-                      verbose=0, shuffle=False, callbacks=[timers[name]])
+            model.fit(
+                dataset,
+                epochs=1,
+                steps_per_epoch=steps,
+                verbose=0,
+                shuffle=False,
+                callbacks=[timers[name]],
+            )
         timers[name].seconds.clear()
     names = list(models)
     for rep in range(settings["reps"]):
         offset = rep % len(names)
         for name in names[offset:] + names[:offset]:
-            models[name].fit(dataset, epochs=1, steps_per_epoch=steps,
-                             verbose=0, shuffle=False,
-                             callbacks=[timers[name]])
+            models[name].fit(
+                dataset,
+                epochs=1,
+                steps_per_epoch=steps,
+                verbose=0,
+                shuffle=False,
+                callbacks=[timers[name]],
+            )
         log(f"rep {rep + 1}/{settings['reps']} done")
 
     rows = []
     for name in names:
         per_epoch = [steps * batch / s for s in timers[name].seconds]
         step_ms = [1000 * s / steps for s in timers[name].seconds]
-        rows.append({
-            "name": name, "group": "fit", "batch": batch,
-            "what": f"{'tiny stand-in: ' if settings['smoke'] else ''}"
-                    f"{args.preset} {size}px {list(config.locations_per_level)}",
-            "images_per_s": round(statistics.median(per_epoch), 3),
-            "images_per_s_min": round(min(per_epoch), 3),
-            "images_per_s_max": round(max(per_epoch), 3),
-            "ms_per_call": round(statistics.median(step_ms), 3),
-            "ms_per_image": round(statistics.median(step_ms) / batch, 4),
-            "ms_per_image_min": round(min(step_ms) / batch, 4),
-            "ms_per_image_max": round(max(step_ms) / batch, 4),
-            "samples_s": [round(s, 4) for s in timers[name].seconds],
-            "notes": [f"{settings['steps']} steps/epoch, "
-                      f"{statistics.median(per_epoch):.2f} img/s"],
-        })
+        rows.append(
+            {
+                "name": name,
+                "group": "fit",
+                "batch": batch,
+                "what": f"{'tiny stand-in: ' if settings['smoke'] else ''}"
+                f"{args.preset} {size}px {list(config.locations_per_level)}",
+                "images_per_s": round(statistics.median(per_epoch), 3),
+                "images_per_s_min": round(min(per_epoch), 3),
+                "images_per_s_max": round(max(per_epoch), 3),
+                "ms_per_call": round(statistics.median(step_ms), 3),
+                "ms_per_image": round(statistics.median(step_ms) / batch, 4),
+                "ms_per_image_min": round(min(step_ms) / batch, 4),
+                "ms_per_image_max": round(max(step_ms) / batch, 4),
+                "samples_s": [round(s, 4) for s in timers[name].seconds],
+                "notes": [
+                    f"{settings['steps']} steps/epoch, "
+                    f"{statistics.median(per_epoch):.2f} img/s"
+                ],
+            }
+        )
     checks = []
     if settings["precision"] != "float32" or settings["jit"]:
-        spec = {"name": "forward", "kind": "tnet", "preset": args.preset,
-                "size": size, "batch": 2, "locations":
-                list(config.locations_per_level),
-                "precision": settings["precision"], "jit": settings["jit"]}
+        spec = {
+            "name": "forward",
+            "kind": "tnet",
+            "preset": args.preset,
+            "size": size,
+            "batch": 2,
+            "locations": list(config.locations_per_level),
+            "precision": settings["precision"],
+            "jit": settings["jit"],
+        }
         checks.append(common.check_case(spec, ctx))
     results = {row["name"]: row for row in rows}
     comparisons = [
-        common.comparison("mirrored / single (images/s)", "mirrored",
-                          "single", "images_per_s", results,
-                          meaning="throughput of MirroredStrategy vs one "
-                          "device, same global batch"),
+        common.comparison(
+            "mirrored / single (images/s)",
+            "mirrored",
+            "single",
+            "images_per_s",
+            results,
+            meaning="throughput of MirroredStrategy vs one "
+            "device, same global batch",
+        ),
     ]
     comparisons = [c for c in comparisons if c["ratio"] is not None]
-    notes.append("ms/call = median ms per training step (ms/image = "
-                 "that / global batch); images/s = steps * batch / epoch time")
-    result = common.report("training_throughput", env, settings, rows,
-                           comparisons, checks, notes)
+    notes.append(
+        "ms/call = median ms per training step (ms/image = "
+        "that / global batch); images/s = steps * batch / epoch time"
+    )
+    result = common.report(
+        "training_throughput", env, settings, rows, comparisons, checks, notes
+    )
     return 0 if all(c["passed"] for c in result["checks"]) else 1
 
 

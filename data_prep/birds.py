@@ -40,6 +40,7 @@ from tnet_tf.data import shards
 DATASETS = ("cub", "nabirds")
 DEFAULT_SHARDS = {"train": 16, "validation": 16}
 
+
 def read_table(path):
     """`{first column: rest of the line}` of a whitespace-separated file."""
     table = {}
@@ -55,7 +56,8 @@ def read_index(raw_dir):
     """The index files as dicts keyed by image id (classes by class id)."""
     names = ("images", "image_class_labels", "train_test_split", "classes")
     index = {
-        name: read_table(os.path.join(raw_dir, f"{name}.txt")) for name in names
+        name: read_table(os.path.join(raw_dir, f"{name}.txt"))
+        for name in names
     }
     boxes_path = os.path.join(raw_dir, "bounding_boxes.txt")
     index["bounding_boxes"] = (
@@ -101,7 +103,9 @@ def work_items(raw_dir, dataset):
         is_train = index["train_test_split"].get(image_id)
         if is_train not in ("0", "1"):
             # Without a split the file belongs nowhere; count it in train.
-            splits["train"][1].append((path, "no entry in train_test_split.txt"))
+            splits["train"][1].append(
+                (path, "no entry in train_test_split.txt")
+            )
             continue
         items, rejected = splits["train" if is_train == "1" else "validation"]
         if class_id not in labels:

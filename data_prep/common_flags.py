@@ -39,7 +39,9 @@ NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", 8, "Threads decoding and encoding images.", lower_bound=1
 )
 SHUFFLE_SEED = flags.DEFINE_integer(
-    "shuffle_seed", 12345, "Seed of the shuffle before sharding (release: 12345)."
+    "shuffle_seed",
+    12345,
+    "Seed of the shuffle before sharding (release: 12345).",
 )
 
 
@@ -108,4 +110,6 @@ def print_reports(reports):
         print(report.summary())
     skipped = sum(len(report.skipped) for report in reports.values())
     if skipped:
-        print(f"{skipped} input files skipped (listed above).", file=sys.stderr)
+        print(
+            f"{skipped} input files skipped (listed above).", file=sys.stderr
+        )

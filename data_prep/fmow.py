@@ -127,10 +127,18 @@ def _items(
         boxes = []
         for box in own:
             x, y, w, h = box["box"]
-            corners = (y / height, x / width, (y + h) / height, (x + w) / width)
+            corners = (
+                y / height,
+                x / width,
+                (y + h) / height,
+                (x + w) / width,
+            )
             boxes.append(tuple(min(max(v, 0.0), 1.0) for v in corners))
         item = images.ImageItem(
-            path=image_path, label=label, text=category, boxes=tuple(boxes),
+            path=image_path,
+            label=label,
+            text=category,
+            boxes=tuple(boxes),
             max_smaller_side=max_smaller_side,
         )
         return [item], []
@@ -146,7 +154,9 @@ def _items(
             continue
         items.append(
             images.ImageItem(
-                path=image_path, label=label, text=category,
+                path=image_path,
+                label=label,
+                text=category,
                 boxes=((0.0, 0.0, 1.0, 1.0),),
                 filename=f"{stem}_{box['ID']}.jpg",
                 crop=crop_window((x, y, w, h), height, width),
@@ -188,7 +198,9 @@ def _test_split(raw_dir, mapping_file, crops, cap):
             # Not listed: the folder's files are never looked at.
             rejected.append((f"{mapping_file}: {entry}", outside))
             continue
-        for image_path in sorted(glob.glob(os.path.join(image_dir, "*_rgb.jpg"))):
+        for image_path in sorted(
+            glob.glob(os.path.join(image_dir, "*_rgb.jpg"))
+        ):
             name = os.path.basename(image_path)
             # test/<seq>/<seq>_<n>_rgb.jpg <-> test_gt/.../<cat>_<k>_<n>_rgb.json
             truth_name = truth_prefix + name[len(image_prefix) : -len(".jpg")]
@@ -201,7 +213,9 @@ def _test_split(raw_dir, mapping_file, crops, cap):
     return items, rejected
 
 
-def work_items(raw_dir, crops=False, max_smaller_side=None, test_gt_mapping=None):
+def work_items(
+    raw_dir, crops=False, max_smaller_side=None, test_gt_mapping=None
+):
     """`{split: (items, rejected)}` read from the raw fMoW-rgb layout."""
     cap = max_smaller_side
     if cap is None:

@@ -96,7 +96,9 @@ def _synset_folder_items(folder, labels, texts, boxes):
         for name in _image_files(synset_dir):
             path = os.path.join(synset_dir, name)
             if synset not in labels:
-                rejected.append((path, f"synset {synset} not in the synsets file"))
+                rejected.append(
+                    (path, f"synset {synset} not in the synsets file")
+                )
                 continue
             items.append(
                 images.ImageItem(
@@ -127,7 +129,9 @@ def _flat_validation_items(folder, validation_synsets, labels, texts):
             continue
         items.append(
             images.ImageItem(
-                path=path, label=labels[synset], text=texts.get(synset, ""),
+                path=path,
+                label=labels[synset],
+                text=texts.get(synset, ""),
                 synset=synset,
             )
         )
@@ -154,7 +158,9 @@ def work_items(
     synsets = read_lines(synsets_file)
     labels = {synset: index + 1 for index, synset in enumerate(synsets)}
     texts = read_metadata(metadata_file) if metadata_file else {}
-    boxes = read_bounding_boxes(bounding_boxes_csv) if bounding_boxes_csv else {}
+    boxes = (
+        read_bounding_boxes(bounding_boxes_csv) if bounding_boxes_csv else {}
+    )
     splits = {
         "train": _synset_folder_items(
             os.path.join(raw_dir, "train"), labels, texts, boxes
@@ -194,7 +200,10 @@ def convert(
             (`num_workers`, `shuffle_seed`, `show_progress`).
     """
     splits, num_classes = work_items(
-        raw_dir, synsets_file, metadata_file, bounding_boxes_csv,
+        raw_dir,
+        synsets_file,
+        metadata_file,
+        bounding_boxes_csv,
         validation_labels_file,
     )
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
@@ -214,7 +223,9 @@ def main(argv):
     common_flags.check_paths(
         folders=[common_flags.RAW_DIR],
         files=[
-            SYNSETS_FILE, METADATA_FILE, BOUNDING_BOXES_CSV,
+            SYNSETS_FILE,
+            METADATA_FILE,
+            BOUNDING_BOXES_CSV,
             VALIDATION_LABELS_FILE,
         ],
     )

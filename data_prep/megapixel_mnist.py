@@ -24,7 +24,9 @@ from tnet_tf.data import megapixel_mnist
 DEFAULT_SHARDS = {"train": 16, "test": 4}
 
 CANVAS_SIZE = flags.DEFINE_integer(
-    "canvas_size", megapixel_mnist.DEFAULT_CANVAS_SIZE, "Canvas side in pixels."
+    "canvas_size",
+    megapixel_mnist.DEFAULT_CANVAS_SIZE,
+    "Canvas side in pixels.",
 )
 NUM_DIGITS = flags.DEFINE_integer(
     "num_digits", megapixel_mnist.DEFAULT_NUM_DIGITS, "Digits per canvas."

@@ -18,15 +18,17 @@ import os
 import re
 import sys
 
+import tensorflow as tf
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from data_prep import common_flags
 from tnet_tf.data import datasets
 from tnet_tf.data import records
 
-DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of the TFRecord shards.")
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Folder of the TFRecord shards."
+)
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
 
@@ -51,7 +53,9 @@ class SplitSummary:
 
     def line(self):
         labels = sorted(self.label_counts)
-        label_range = f"labels {labels[0]}..{labels[-1]}" if labels else "no labels"
+        label_range = (
+            f"labels {labels[0]}..{labels[-1]}" if labels else "no labels"
+        )
         expected = ""
         if self.expected is not None and self.expected != self.records:
             expected = f" (the dataset has {self.expected}: MISMATCH)"
@@ -73,12 +77,23 @@ def _check_record(serialized, num_classes, label_offset):
                 f"decoded size {tuple(image.shape[:2])} != stored {stored}"
             )
     except tf.errors.InvalidArgumentError as error:
-        problems.append(f"image does not decode: {error.message.splitlines()[0]}")
-    return int(example["label"]), example["filename"].numpy().decode(), problems
+        problems.append(
+            f"image does not decode: {error.message.splitlines()[0]}"
+        )
+    return (
+        int(example["label"]),
+        example["filename"].numpy().decode(),
+        problems,
+    )
 
 
 def verify_split(
-    data_dir, split, num_classes=None, label_offset=0, expected=None, num_workers=8
+    data_dir,
+    split,
+    num_classes=None,
+    label_offset=0,
+    expected=None,
+    num_workers=8,
 ):
     """Reads every record of `split`; returns a `SplitSummary`."""
     summary = SplitSummary(split, expected=expected)
@@ -97,14 +112,17 @@ def verify_split(
                     "or corrupt record; the rest of the shard is unreadable"
                 )
             checks = pool.map(
-                lambda s: _check_record(s, num_classes, label_offset), serialized
+                lambda s: _check_record(s, num_classes, label_offset),
+                serialized,
             )
             for index, (label, filename, problems) in enumerate(checks):
                 summary.records += 1
                 counts = summary.label_counts
                 counts[label] = counts.get(label, 0) + 1
                 where = f"{os.path.basename(path)}#{index} {filename}"
-                summary.problems += [f"{where}: {problem}" for problem in problems]
+                summary.problems += [
+                    f"{where}: {problem}" for problem in problems
+                ]
             summary.problems += unreadable
     return summary
 
@@ -153,7 +171,9 @@ def main(argv):
         except ValueError as error:
             raise app.UsageError(f"--dataset: {error}") from None
     summaries = verify(
-        DATA_DIR.value, common_flags.DATASET.value, common_flags.NUM_WORKERS.value
+        DATA_DIR.value,
+        common_flags.DATASET.value,
+        common_flags.NUM_WORKERS.value,
     )
     for summary in summaries.values():
         print(summary.line())

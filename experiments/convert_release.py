@@ -34,7 +34,9 @@ def main(argv):
     if not common.CHECKPOINT.value:
         raise app.UsageError("Pass --checkpoint: the release checkpoint.")
     if not (OUTPUT.value or "").endswith(".keras"):
-        raise app.UsageError(f"--output must name a .keras file, got {OUTPUT.value!r}.")
+        raise app.UsageError(
+            f"--output must name a .keras file, got {OUTPUT.value!r}."
+        )
     try:
         if common.PRESET.value and not common.RECIPE.value:
             # A preset is converted as it is, whether or not a recipe trains it.

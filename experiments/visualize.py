@@ -39,7 +39,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not (common.DATA_DIR.value or EVAL_CSV.value):
-        raise app.UsageError("Pass --data_dir (pictures) or --eval_csv (plot).")
+        raise app.UsageError(
+            "Pass --data_dir (pictures) or --eval_csv (plot)."
+        )
     recipe = common.recipe()
     settings = common.locations(recipe)
     checkpoint = common.CHECKPOINT.value

@@ -85,7 +85,9 @@ def _huffman_codes(bits, values):
 
 
 def _segment(marker, payload):
-    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+    return (
+        bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+    )
 
 
 def cmyk_jpeg_bytes(block_values):
@@ -116,7 +118,10 @@ def cmyk_jpeg_bytes(block_values):
                 category = abs(diff).bit_length()
                 put(*dc_codes[category])
                 if category:
-                    put(diff if diff > 0 else diff + (1 << category) - 1, category)
+                    put(
+                        diff if diff > 0 else diff + (1 << category) - 1,
+                        category,
+                    )
                 put(*end_of_block)
     bits.extend([1] * (-len(bits) % 8))
     scan = bytearray()
@@ -154,10 +159,14 @@ def image_file_bytes(kind, image):
         return jpeg, image
     if kind == "grayscale_jpeg":
         gray = image[..., :1]
-        return tf.io.encode_jpeg(gray, quality=95).numpy(), np.repeat(gray, 3, -1)
+        return tf.io.encode_jpeg(gray, quality=95).numpy(), np.repeat(
+            gray, 3, -1
+        )
     if kind == "cmyk_jpeg":
         blocks = image[::8, ::8]  # one colour per 8x8 block
-        values = np.concatenate([blocks, np.full(blocks.shape[:2] + (1,), 255)], -1)
+        values = np.concatenate(
+            [blocks, np.full(blocks.shape[:2] + (1,), 255)], -1
+        )
         return cmyk_jpeg_bytes(values), image
     if kind == "png_as_jpeg":
         return tf.io.encode_png(image).numpy(), image
@@ -215,7 +224,9 @@ class FakeDataset:
     skipped: dict = dataclasses.field(default_factory=dict)
     inputs: dict = dataclasses.field(default_factory=dict)
 
-    def add(self, split, path, kind, image, label, text="", boxes=(), name=None):
+    def add(
+        self, split, path, kind, image, label, text="", boxes=(), name=None
+    ):
         """Writes one file and records what must become of it."""
         expected = write_image_file(path, kind, image)
         self.inputs[split] = self.inputs.get(split, 0) + 1
@@ -256,7 +267,9 @@ def make_imagenet(root, validation_layout="flat", broken=True):
         [f"{s}\t{t}" for s, t in zip(IMAGENET_SYNSETS, IMAGENET_TEXTS)],
     )
     box_lines, kinds, seed = [], _kinds(12, broken), 0
-    for label, (synset, text) in enumerate(zip(IMAGENET_SYNSETS, IMAGENET_TEXTS), 1):
+    for label, (synset, text) in enumerate(
+        zip(IMAGENET_SYNSETS, IMAGENET_TEXTS), 1
+    ):
         for index in range(4):
             kind, seed = kinds[seed], seed + 1
             name = f"{synset}_{index}.JPEG"
@@ -266,7 +279,9 @@ def make_imagenet(root, validation_layout="flat", broken=True):
                 boxes.append((0.0, 0.0, 1.0, 1.0))
             for ymin, xmin, ymax, xmax in boxes:
                 box_lines.append(f"{name},{xmin},{ymin},{xmax},{ymax}")
-            data.add("train", path, kind, quadrant_image(seed), label, text, boxes)
+            data.add(
+                "train", path, kind, quadrant_image(seed), label, text, boxes
+            )
     # A folder whose synset the synsets file does not list.
     stray = os.path.join(root, "train", "n00000001", "n00000001_0.JPEG")
     write_image_file(stray, "rgb_jpeg", quadrant_image(99))
@@ -284,8 +299,12 @@ def make_imagenet(root, validation_layout="flat", broken=True):
             path = os.path.join(root, "validation", synset, name)
         labels.append(IMAGENET_SYNSETS[synset_index])
         data.add(
-            "validation", path, "rgb_jpeg", quadrant_image(100 + index),
-            synset_index + 1, IMAGENET_TEXTS[synset_index],
+            "validation",
+            path,
+            "rgb_jpeg",
+            quadrant_image(100 + index),
+            synset_index + 1,
+            IMAGENET_TEXTS[synset_index],
         )
     if validation_layout == "flat":
         _write_text(os.path.join(root, "validation_labels.txt"), labels)
@@ -330,11 +349,16 @@ def make_fmow(root, broken=True):
     """fMoW-rgb layout with train, val, and test matched via test_gt."""
     data = FakeDataset(root)
     kinds, seed = _kinds(12, broken), 0
-    for split, folder, count in (("train", "train", 12), ("validation", "val", 3)):
+    for split, folder, count in (
+        ("train", "train", 12),
+        ("validation", "val", 3),
+    ):
         for index in range(count):
             category = FMOW_CATEGORIES[index % 3]
             instance = f"{category}_{index}"
-            stem = os.path.join(root, folder, category, instance, f"{instance}_0_rgb")
+            stem = os.path.join(
+                root, folder, category, instance, f"{instance}_0_rgb"
+            )
             kind = kinds[index] if split == "train" else "rgb_jpeg"
             seed += 1
             metadata, boxes = fmow_metadata(category), [NORMALISED_BOX]
@@ -342,8 +366,13 @@ def make_fmow(root, broken=True):
                 metadata["bounding_boxes"] += EXTRA_FMOW_BOXES
                 boxes += [EXTRA_FMOW_BOX_NORMALISED, SMALL_FMOW_BOX_NORMALISED]
             data.add(
-                split, stem + ".jpg", kind, quadrant_image(seed),
-                FMOW_LABELS[category], category, boxes,
+                split,
+                stem + ".jpg",
+                kind,
+                quadrant_image(seed),
+                FMOW_LABELS[category],
+                category,
+                boxes,
             )
             _write_json(stem + ".json", metadata)
     # An image without its JSON is rejected.
@@ -361,11 +390,18 @@ def make_fmow(root, broken=True):
             }
         )
         for n in range(2):
-            image = os.path.join(root, "test", sequence, f"{sequence}_{n}_rgb.jpg")
+            image = os.path.join(
+                root, "test", sequence, f"{sequence}_{n}_rgb.jpg"
+            )
             seed += 1
             data.add(
-                "test", image, "rgb_jpeg", quadrant_image(seed),
-                FMOW_LABELS[category], category, [NORMALISED_BOX],
+                "test",
+                image,
+                "rgb_jpeg",
+                quadrant_image(seed),
+                FMOW_LABELS[category],
+                category,
+                [NORMALISED_BOX],
             )
             # The test folder's own JSON carries no label; test_gt has it.
             _write_json(image[:-4] + ".json", fmow_metadata("unknown", [{}]))
@@ -394,7 +430,9 @@ def make_birds(root, dataset="cub", broken=True):
     if dataset == "cub":
         class_ids = [1, 2, 3]
         classes = [f"{i} {name}" for i, name in zip(class_ids, CUB_CLASSES)]
-        texts = {i: name.split(".", 1)[1] for i, name in zip(class_ids, CUB_CLASSES)}
+        texts = {
+            i: name.split(".", 1)[1] for i, name in zip(class_ids, CUB_CLASSES)
+        }
     else:
         class_ids = list(NABIRDS_CLASSES)
         nodes = {**NABIRDS_INNER_NODES, **NABIRDS_CLASSES}
@@ -407,7 +445,9 @@ def make_birds(root, dataset="cub", broken=True):
         if dataset == "cub":
             image_id = str(index + 1)
             folder = CUB_CLASSES[class_ids.index(class_id)]
-            relative = f"{folder}/{folder.split('.')[1]}_{index:04d}_{index}.jpg"
+            relative = (
+                f"{folder}/{folder.split('.')[1]}_{index:04d}_{index}.jpg"
+            )
             label = class_id
         else:
             image_id = f"0000139e-21dc-4d0c-bfe1-4cae3c85c8{index:02d}"
@@ -426,8 +466,13 @@ def make_birds(root, dataset="cub", broken=True):
             continue
         lines["labels"].append(f"{image_id} {class_id}")
         data.add(
-            split, path, kinds[index], quadrant_image(index), label,
-            texts[class_id], [NORMALISED_BOX],
+            split,
+            path,
+            kinds[index],
+            quadrant_image(index),
+            label,
+            texts[class_id],
+            [NORMALISED_BOX],
         )
     for name, file_name in (
         ("images", "images.txt"),

@@ -6,7 +6,8 @@ with `TF_CONFIG` set: it builds the shared test model under the strategy,
 loads the initial weights, trains `MULTI_WORKER_EPOCHS` epochs of
 `MULTI_WORKER_STEPS` steps with `tnet_tf.distributed.train_loop`, backing
 up into BACKUP_DIR after every step, and saves the final weights. A second
-start with the same BACKUP_DIR after a kill resumes from the backup. The test imports `build_model` and `make_data` from here so that the
+start with the same BACKUP_DIR after a kill resumes from the backup. The
+test imports `build_model` and `make_data` from here so that the
 single-device reference is the same model on the same data.
 """
 

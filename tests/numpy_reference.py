@@ -195,7 +195,9 @@ def feature_weighting(vectors, weights):
         dense(
             swish(
                 dense(
-                    squeezed, weights["squeeze_kernel"], weights["squeeze_bias"]
+                    squeezed,
+                    weights["squeeze_kernel"],
+                    weights["squeeze_bias"],
                 )
             ),
             weights["excite_kernel"],

@@ -66,7 +66,7 @@ def test_library_imports_form_no_circle():
         if name in done:
             return
         if name in visiting:
-            circles.append(visiting[visiting.index(name):] + [name])
+            circles.append(visiting[visiting.index(name) :] + [name])
             return
         visiting.append(name)
         for child in sorted(graph[name]):
@@ -94,11 +94,13 @@ def test_the_traversal_fits_on_one_screen():
     source = (LIBRARY / "models" / "tnet.py").read_text()
     tree = ast.parse(source)
     (tnet,) = [
-        node for node in tree.body
+        node
+        for node in tree.body
         if isinstance(node, ast.ClassDef) and node.name == "TNet"
     ]
     (call,) = [
-        node for node in tnet.body
+        node
+        for node in tnet.body
         if isinstance(node, ast.FunctionDef) and node.name == "call"
     ]
     assert call.end_lineno - call.lineno + 1 < 60

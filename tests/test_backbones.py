@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import random_images
 from tnet_tf import backbones
 from tnet_tf.backbones import bagnet
 from tnet_tf.backbones import efficientnet
 from tnet_tf.backbones import tiny
-from tests.helpers import random_images
 
 # EfficientNet-B*: (feature dim, channels of the 3x3 tap, channels of the 5x5
 # tap, total params with Dense(200) from §16 minus that Dense).
@@ -60,13 +60,17 @@ def test_registered_names():
 
 
 def test_unknown_backbone_lists_available():
-    with pytest.raises(ValueError, match="Unknown backbone 'resnet'.*bagnet77"):
+    with pytest.raises(
+        ValueError, match="Unknown backbone 'resnet'.*bagnet77"
+    ):
         backbones.build_backbone("resnet", input_shape=(64, 64, 3))
 
 
 def test_unknown_keras_application():
     with pytest.raises(ValueError, match="no model class 'NotANet'"):
-        backbones.build_backbone("keras.applications.NotANet", input_shape=(64, 64, 3))
+        backbones.build_backbone(
+            "keras.applications.NotANet", input_shape=(64, 64, 3)
+        )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +80,10 @@ def test_unknown_keras_application():
         ({"input_shape": (64, 64, 1)}, "input_shape=\\(64, 64, 1\\)"),
         ({"input_shape": (64, 64, 3), "grid_size": 0}, "grid_size=0"),
         ({"input_shape": (None, None, 3), "grid_size": 3}, "unknown sides"),
-        ({"input_shape": (64, 64, 3), "dropout_rate": 1.5}, "dropout_rate=1.5"),
+        (
+            {"input_shape": (64, 64, 3), "dropout_rate": 1.5},
+            "dropout_rate=1.5",
+        ),
         (
             {"input_shape": (64, 64, 3), "drop_connect_rate": -0.1},
             "drop_connect_rate=-0.1",
@@ -93,14 +100,18 @@ def test_bad_arguments_raise(kwargs, message):
 def test_missing_weights_file(tmp_path):
     path = tmp_path / "missing.weights.h5"
     with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
-        backbones.build_backbone("tiny_cnn", input_shape=(32, 32, 3), weights=path)
+        backbones.build_backbone(
+            "tiny_cnn", input_shape=(32, 32, 3), weights=path
+        )
 
 
 def test_unreadable_weights_file(tmp_path):
     path = tmp_path / "garbage.weights.h5"
     path.write_bytes(b"not an HDF5 file")
     with pytest.raises(ValueError, match="Could not load the weights file"):
-        backbones.build_backbone("tiny_cnn", input_shape=(32, 32, 3), weights=str(path))
+        backbones.build_backbone(
+            "tiny_cnn", input_shape=(32, 32, 3), weights=str(path)
+        )
 
 
 # Keras warns about every layer it cannot match before it raises.
@@ -161,13 +172,19 @@ def test_bagnet_spec_and_shapes_at_77(bagnet_spec):
 def test_bagnet_layers_follow_the_release(bagnet_spec):
     layers = bagnet_spec.model.layers
     # No normalization layers at all.
-    assert not [layer for layer in layers if "Normalization" in type(layer).__name__]
-    convs = [layer for layer in layers if isinstance(layer, keras.layers.Conv2D)]
+    assert not [
+        layer for layer in layers if "Normalization" in type(layer).__name__
+    ]
+    convs = [
+        layer for layer in layers if isinstance(layer, keras.layers.Conv2D)
+    ]
     # part1 + 16 blocks x 3 convs + 4 shortcut projections + part6.
     assert len(convs) == 1 + 16 * 3 + 4 + 1
     for conv in convs:
         assert conv.use_bias
-        assert isinstance(conv.kernel_initializer, keras.initializers.GlorotNormal)
+        assert isinstance(
+            conv.kernel_initializer, keras.initializers.GlorotNormal
+        )
     for layer in layers:
         if isinstance(layer, keras.layers.LeakyReLU):
             assert layer.negative_slope == pytest.approx(0.2)
@@ -186,19 +203,34 @@ def test_bagnet_layers_follow_the_release(bagnet_spec):
 def test_bagnet_without_grid_accepts_any_size():
     spec = backbones.build_backbone("bagnet77", input_shape=(None, None, 3))
     assert spec.tap_layer is None and spec.tap_slice is None
-    assert spec.model.compute_output_shape((1, 224, 224, 3)) == (1, 25, 25, 512)
-    tap = keras.Model(spec.model.input, spec.model.get_layer("part4_block6_out").output)
+    assert spec.model.compute_output_shape((1, 224, 224, 3)) == (
+        1,
+        25,
+        25,
+        512,
+    )
+    tap = keras.Model(
+        spec.model.input, spec.model.get_layer("part4_block6_out").output
+    )
     assert tap.compute_output_shape((1, 224, 224, 3)) == (1, 27, 27, 1024)
 
 
 def test_bagnet_unsupported_grid():
-    with pytest.raises(ValueError, match="grid_size=3.*Supported grid sizes: 5"):
-        backbones.build_backbone("bagnet77", input_shape=(77, 77, 3), grid_size=3)
+    with pytest.raises(
+        ValueError, match="grid_size=3.*Supported grid sizes: 5"
+    ):
+        backbones.build_backbone(
+            "bagnet77", input_shape=(77, 77, 3), grid_size=3
+        )
 
 
 def test_bagnet_grid_needs_its_base_resolution():
-    with pytest.raises(ValueError, match="part4_block6_out.*11x11.*not the 5x5"):
-        backbones.build_backbone("bagnet77", input_shape=(96, 96, 3), grid_size=5)
+    with pytest.raises(
+        ValueError, match="part4_block6_out.*11x11.*not the 5x5"
+    ):
+        backbones.build_backbone(
+            "bagnet77", input_shape=(96, 96, 3), grid_size=5
+        )
 
 
 def test_bagnet_too_small_input():
@@ -222,13 +254,17 @@ def efficientnet_spec(request):
 
 def test_efficientnet_taps_and_sizes(efficientnet_spec):
     name, spec = efficientnet_spec
-    feature_dim, channels_3x3, channels_5x5, params = EFFICIENTNET_EXPECTED[name]
+    feature_dim, channels_3x3, channels_5x5, params = EFFICIENTNET_EXPECTED[
+        name
+    ]
     assert spec.family == "efficientnet"
     assert spec.feature_layer == "top_activation"
     assert tuple(spec.model.output.shape) == (None, 7, 7, feature_dim)
     assert _tap_shape(spec) == (5, 5, channels_5x5)
     layer_3x3, slice_3x3 = efficientnet.TAPS[name][3]
-    spec_3x3 = dataclasses.replace(spec, tap_layer=layer_3x3, tap_slice=slice_3x3)
+    spec_3x3 = dataclasses.replace(
+        spec, tap_layer=layer_3x3, tap_slice=slice_3x3
+    )
     assert _tap_shape(spec_3x3) == (3, 3, channels_3x3)
     assert backbones.check_tap(spec_3x3, 3, name) == (14, 14)
     assert spec.model.count_params() == params + NORMALIZATION_PARAMS
@@ -265,7 +301,9 @@ def test_efficientnet_drop_connect_is_one_based(efficientnet_spec):
         assert rates["block6d"] == pytest.approx(0.5 * 15 / 16)
 
 
-@pytest.mark.parametrize("efficientnet_spec", ["efficientnet_b0"], indirect=True)
+@pytest.mark.parametrize(
+    "efficientnet_spec", ["efficientnet_b0"], indirect=True
+)
 def test_efficientnet_b0_with_62_classes_parameter_count(efficientnet_spec):
     _, spec = efficientnet_spec
     classifier = keras.layers.Dense(62)
@@ -276,7 +314,9 @@ def test_efficientnet_b0_with_62_classes_parameter_count(efficientnet_spec):
 
 
 def test_efficientnet_unsupported_grid():
-    with pytest.raises(ValueError, match="grid_size=4.*Supported grid sizes: 3, 5"):
+    with pytest.raises(
+        ValueError, match="grid_size=4.*Supported grid sizes: 3, 5"
+    ):
         backbones.build_backbone(
             "efficientnet_b0", input_shape=(224, 224, 3), grid_size=4
         )
@@ -296,7 +336,9 @@ SMALL_SIZE = 64
 def reference_b0():
     """Plain keras.applications EfficientNetB0 with our normalization."""
     reference = keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(SMALL_SIZE, SMALL_SIZE, 3)
+        include_top=False,
+        weights=None,
+        input_shape=(SMALL_SIZE, SMALL_SIZE, 3),
     )
     efficientnet.set_imagenet_normalization(reference)
     return reference
@@ -304,7 +346,9 @@ def reference_b0():
 
 def _normalization(model):
     return [
-        layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Normalization)
     ][0]
 
 
@@ -348,7 +392,9 @@ def test_efficientnet_loads_keras_applications_h5(reference_b0, tmp_path):
     efficientnet.set_imagenet_normalization(reference_b0)
 
     spec = backbones.build_backbone(
-        "efficientnet_b0", input_shape=(SMALL_SIZE, SMALL_SIZE, 3), weights=path
+        "efficientnet_b0",
+        input_shape=(SMALL_SIZE, SMALL_SIZE, 3),
+        weights=path,
     )
     images = random_images(batch=2, height=SMALL_SIZE)
     np.testing.assert_allclose(
@@ -393,11 +439,17 @@ def test_tiny_cnn_grid_errors():
         ValueError,
         match="grid_size=9.*Supported grid sizes: 2, 3, 4, 5, 6, 7, 8",
     ):
-        backbones.build_backbone("tiny_cnn", input_shape=(64, 64, 3), grid_size=9)
+        backbones.build_backbone(
+            "tiny_cnn", input_shape=(64, 64, 3), grid_size=9
+        )
     with pytest.raises(ValueError, match="Supported grid sizes: 2, 3\\."):
-        backbones.build_backbone("tiny_cnn", input_shape=(12, 12, 3), grid_size=4)
+        backbones.build_backbone(
+            "tiny_cnn", input_shape=(12, 12, 3), grid_size=4
+        )
     with pytest.raises(ValueError, match="square"):
-        backbones.build_backbone("tiny_cnn", input_shape=(64, 32, 3), grid_size=2)
+        backbones.build_backbone(
+            "tiny_cnn", input_shape=(64, 32, 3), grid_size=2
+        )
 
 
 # === generic keras.applications adapter ===

@@ -23,12 +23,18 @@ def batch():
 
 
 def test_loss_terms_match_numpy():
-    model = tiny_baseline(l2_weight=1e-3, contrastive_weight=2.0, contrastive_margin=0.3)
+    model = tiny_baseline(
+        l2_weight=1e-3, contrastive_weight=2.0, contrastive_margin=0.3
+    )
     images, labels = batch()
     outputs, terms = model.compute_loss_terms(images, labels, training=False)
     logits = np.asarray(outputs["logits"], np.float64)
-    expected_ce = np.mean([numpy_reference.cross_entropy(y, z) for y, z in zip(labels, logits)])
-    np.testing.assert_allclose(float(terms["cross_entropy"]), expected_ce, rtol=1e-5)
+    expected_ce = np.mean(
+        [numpy_reference.cross_entropy(y, z) for y, z in zip(labels, logits)]
+    )
+    np.testing.assert_allclose(
+        float(terms["cross_entropy"]), expected_ce, rtol=1e-5
+    )
     # Group-norm scales and offsets (gamma, beta) are not decayed.
     weights = [
         np.asarray(v)
@@ -36,7 +42,9 @@ def test_loss_terms_match_numpy():
         if v.name not in ("gamma", "beta")
     ]
     np.testing.assert_allclose(
-        float(terms["l2"]), numpy_reference.l2_penalty(weights, 1e-3), rtol=1e-5
+        float(terms["l2"]),
+        numpy_reference.l2_penalty(weights, 1e-3),
+        rtol=1e-5,
     )
     features = np.asarray(model.feature_extractor(images))
     np.testing.assert_allclose(
@@ -55,16 +63,32 @@ def test_fit_with_a_backbone_optimizer_moves_each_part_at_its_rate():
         backbone_optimizer=keras.optimizers.Adam(1e-5),
         jit_compile=False,
     )
-    backbone = [np.array(v) for v in model.feature_extractor.trainable_variables]
-    head = [np.array(v) for v in model.classification_module.trainable_variables]
+    backbone = [
+        np.array(v) for v in model.feature_extractor.trainable_variables
+    ]
+    head = [
+        np.array(v) for v in model.classification_module.trainable_variables
+    ]
     logs = model.fit(*batch(), batch_size=6, epochs=1, verbose=0).history
-    assert {"loss", "cross_entropy", "l2", "contrastive", "top1", "top5"} <= set(logs)
+    assert {
+        "loss",
+        "cross_entropy",
+        "l2",
+        "contrastive",
+        "top1",
+        "top5",
+    } <= set(logs)
     move = lambda before, layer: max(
-        np.abs(np.array(v) - b).max() for v, b in zip(layer.trainable_variables, before)
+        np.abs(np.array(v) - b).max()
+        for v, b in zip(layer.trainable_variables, before)
     )
     # Adam's first step moves each weight by about its learning rate.
-    assert move(backbone, model.feature_extractor) == pytest.approx(1e-5, rel=1e-2)
-    assert move(head, model.classification_module) == pytest.approx(1e-3, rel=1e-2)
+    assert move(backbone, model.feature_extractor) == pytest.approx(
+        1e-5, rel=1e-2
+    )
+    assert move(head, model.classification_module) == pytest.approx(
+        1e-3, rel=1e-2
+    )
 
 
 def test_compile_rejects_a_loss():

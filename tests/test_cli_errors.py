@@ -31,11 +31,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(module, *arguments):
     environment = {
-        **os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     return subprocess.run(
-        [sys.executable, "-m", module, *arguments], cwd=ROOT,
-        env=environment, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", module, *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -60,14 +66,20 @@ def _assert_usage_error(process, expected):
         ),
         (
             "experiments.evaluate",
-            ["--recipe=tiny_test", "--data_dir={tmp}/records",
-             "--locations=2,x"],
+            [
+                "--recipe=tiny_test",
+                "--data_dir={tmp}/records",
+                "--locations=2,x",
+            ],
             "A location setting is comma-separated ints",
         ),
         (
             "data_prep.birds",
-            ["--dataset=cub", "--raw_dir={tmp}/missing",
-             "--output_dir={tmp}/workdir/records"],
+            [
+                "--dataset=cub",
+                "--raw_dir={tmp}/missing",
+                "--output_dir={tmp}/workdir/records",
+            ],
             "--raw_dir: no folder",
         ),
     ],
@@ -133,8 +145,10 @@ def test_experiment_flags_are_checked_before_anything_is_written(
     }
     _parsed()
     settings = {
-        "recipe": "tiny_test", "workdir": str(workdir),
-        "data_dir": str(record_folder), **values,
+        "recipe": "tiny_test",
+        "workdir": str(workdir),
+        "data_dir": str(record_folder),
+        **values,
     }
     with flagsaver.flagsaver(**settings):
         with pytest.raises(app.UsageError, match=expected):
@@ -154,7 +168,8 @@ def test_experiment_flags_are_checked_before_anything_is_written(
         # An existing but empty raw folder: the layout, not a flag, is wrong.
         (fmow, {}, "--raw_dir: No train/, val/ or test_gt_mapping"),
         (
-            imagenet, {"synsets_file": "{tmp}/raw/synsets.txt"},
+            imagenet,
+            {"synsets_file": "{tmp}/raw/synsets.txt"},
             "--raw_dir: .*train.* does not exist",
         ),
     ],
@@ -171,8 +186,10 @@ def test_converter_flags_are_checked_before_anything_is_written(
     }
     _parsed()
     settings = {
-        "raw_dir": str(tmp_path / "raw"), "output_dir": str(output_dir),
-        "dataset": "cub", **values,
+        "raw_dir": str(tmp_path / "raw"),
+        "output_dir": str(output_dir),
+        "dataset": "cub",
+        **values,
     }
     with flagsaver.flagsaver(**settings):
         with pytest.raises(app.UsageError, match=expected):
@@ -218,9 +235,13 @@ def test_predict_rejects_a_setting_the_loaded_model_cannot_take(
     tf.io.write_file(image, tf.io.encode_png(np.zeros((96, 96, 3), "uint8")))
     _parsed()
     with flagsaver.flagsaver(
-        image=image, checkpoint=checkpoint, locations=[setting],
+        image=image,
+        checkpoint=checkpoint,
+        locations=[setting],
         output_png=str(tmp_path / "out.png"),
     ):
-        with pytest.raises(app.UsageError, match=f"(?s)--locations: .*{expected}"):
+        with pytest.raises(
+            app.UsageError, match=f"(?s)--locations: .*{expected}"
+        ):
             predict.main(["predict"])
     assert not (tmp_path / "out.png").exists()

@@ -39,7 +39,12 @@ def test_overrides_parse_literals_and_reject_unknown_keys():
     base = presets.get("fmow_tnet_b0")
     changed = config_lib.apply_overrides(
         base,
-        ["num_levels=3", "locations_per_level=(2, 1)", "selection=greedy", "seed=None"],
+        [
+            "num_levels=3",
+            "locations_per_level=(2, 1)",
+            "selection=greedy",
+            "seed=None",
+        ],
     )
     assert changed.locations_per_level == (2, 1)
     assert changed.selection == "greedy" and changed.seed is None

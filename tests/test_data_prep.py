@@ -55,7 +55,9 @@ def assert_converted(fake, reports, output_dir):
             np.testing.assert_allclose(
                 example["boxes"], np.reshape(record.boxes, (-1, 4)), atol=1e-6
             )
-            assert (example["height"], example["width"]) == record.image.shape[:2]
+            assert (example["height"], example["width"]) == record.image.shape[
+                :2
+            ]
             fake_raw_data.assert_pixels_close(example["pixels"], record.image)
 
 
@@ -68,7 +70,9 @@ def test_imagenet(tmp_path, layout):
         synsets_file=os.path.join(fake.root, "synsets.txt"),
         metadata_file=os.path.join(fake.root, "metadata.txt"),
         bounding_boxes_csv=os.path.join(fake.root, "bounding_boxes.csv"),
-        validation_labels_file=os.path.join(fake.root, "validation_labels.txt"),
+        validation_labels_file=os.path.join(
+            fake.root, "validation_labels.txt"
+        ),
         num_shards=FEW_SHARDS,
         show_progress=False,
     )
@@ -86,7 +90,9 @@ def test_imagenet_flat_validation_needs_labels(tmp_path):
 def test_fmow(tmp_path):
     fake = fake_raw_data.make_fmow(str(tmp_path / "raw"))
     reports = fmow.convert(
-        fake.root, str(tmp_path / "out"), num_shards=FEW_SHARDS,
+        fake.root,
+        str(tmp_path / "out"),
+        num_shards=FEW_SHARDS,
         show_progress=False,
     )
     assert_converted(fake, reports, str(tmp_path / "out"))
@@ -97,8 +103,11 @@ def test_fmow(tmp_path):
 def test_fmow_smaller_side_cap(tmp_path):
     fake = fake_raw_data.make_fmow(str(tmp_path / "raw"), broken=False)
     fmow.convert(
-        fake.root, str(tmp_path / "out"), max_smaller_side=16,
-        num_shards=FEW_SHARDS, show_progress=False,
+        fake.root,
+        str(tmp_path / "out"),
+        max_smaller_side=16,
+        num_shards=FEW_SHARDS,
+        show_progress=False,
     )
     found = read_split(str(tmp_path / "out"), "validation")
     for name, record in fake.records["validation"].items():
@@ -110,17 +119,25 @@ def test_fmow_smaller_side_cap(tmp_path):
 def test_fmow_crops(tmp_path):
     fake = fake_raw_data.make_fmow(str(tmp_path / "raw"), broken=False)
     reports = fmow.convert(
-        fake.root, str(tmp_path / "out"), crops=True, max_smaller_side=0,
-        num_shards=FEW_SHARDS, show_progress=False,
+        fake.root,
+        str(tmp_path / "out"),
+        crops=True,
+        max_smaller_side=0,
+        num_shards=FEW_SHARDS,
+        show_progress=False,
     )
     sources = {
         split: {
             name: os.path.join(folder, name)
-            for folder, _, names in os.walk(os.path.join(fake.root, raw_folder))
+            for folder, _, names in os.walk(
+                os.path.join(fake.root, raw_folder)
+            )
             for name in names
         }
         for split, raw_folder in (
-            ("train", "train"), ("validation", "val"), ("test", "test")
+            ("train", "train"),
+            ("validation", "val"),
+            ("test", "test"),
         )
     }
     validation = reports["validation"]
@@ -137,7 +154,9 @@ def test_fmow_crops(tmp_path):
             record = fake.records[split][source]
             assert example["label"] == record.label
             box_id = int(name.rsplit("_", 1)[1][:-4])
-            x, y, w, h = fake_raw_data.FMOW_BOX if box_id == 7 else (40, 10, 20, 12)
+            x, y, w, h = (
+                fake_raw_data.FMOW_BOX if box_id == 7 else (40, 10, 20, 12)
+            )
             top, left, height, width = fmow.crop_window(
                 (x, y, w, h), fake_raw_data.HEIGHT, fake_raw_data.WIDTH
             )
@@ -163,14 +182,19 @@ def test_fmow_context_rule():
 def test_birds(tmp_path, dataset):
     fake = fake_raw_data.make_birds(str(tmp_path / "raw"), dataset)
     reports = birds.convert(
-        fake.root, str(tmp_path / "out"), dataset, num_shards=FEW_SHARDS,
+        fake.root,
+        str(tmp_path / "out"),
+        dataset,
+        num_shards=FEW_SHARDS,
         show_progress=False,
     )
     assert_converted(fake, reports, str(tmp_path / "out"))
 
 
 def test_nabirds_labels_follow_first_appearance(tmp_path):
-    fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "nabirds", broken=False)
+    fake = fake_raw_data.make_birds(
+        str(tmp_path / "raw"), "nabirds", broken=False
+    )
     labels = birds.class_labels("nabirds", birds.read_index(fake.root))
     # Not sorted by class id: 817 comes first in images.txt.
     assert labels == {
@@ -183,8 +207,12 @@ def test_nabirds_labels_follow_first_appearance(tmp_path):
 def test_rerun_keeps_shards_and_interruption_resumes(tmp_path, monkeypatch):
     fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "cub")
     convert = lambda out: birds.convert(  # noqa: E731
-        fake.root, str(tmp_path / out), "cub", num_shards=FEW_SHARDS,
-        show_progress=False, num_workers=1,
+        fake.root,
+        str(tmp_path / out),
+        "cub",
+        num_shards=FEW_SHARDS,
+        show_progress=False,
+        num_workers=1,
     )
     convert("reference")
     original, calls = images.encode_image_item, []
@@ -203,9 +231,10 @@ def test_rerun_keeps_shards_and_interruption_resumes(tmp_path, monkeypatch):
     assert reports["train"].reused_shards == 1
     for split in ("train", "validation"):
         for name in (records.shard_name(split, i, 2) for i in range(2)):
-            with open(tmp_path / "out" / name, "rb") as a, open(
-                tmp_path / "reference" / name, "rb"
-            ) as b:
+            with (
+                open(tmp_path / "out" / name, "rb") as a,
+                open(tmp_path / "reference" / name, "rb") as b,
+            ):
                 assert a.read() == b.read()
     assert all(r.reused_shards == 2 for r in convert("out").values())
 
@@ -220,7 +249,10 @@ def test_verify(tmp_path, capsys):
     assert "MISMATCH" in train.line()  # 5,994 in the real dataset
     # A record with an out-of-range label and undecodable bytes.
     bad = records.encode_example(
-        image_bytes=b"\xff\xd8\xffbroken", label=201, height=2, width=2,
+        image_bytes=b"\xff\xd8\xffbroken",
+        label=201,
+        height=2,
+        width=2,
         filename="bad.jpg",
     )
     path = tmp_path / "bad" / records.shard_name("train", 0, 1)
@@ -254,20 +286,28 @@ def test_entry_points_import_together_without_side_effects(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     environment = {**os.environ, "PYTHONPATH": root}
     process = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=environment,
-        capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
     )
     assert process.returncode == 0, process.stderr[-2000:]
     assert os.listdir(tmp_path) == []
 
 
 def test_converters_run_from_flags(tmp_path, capsys):
-    fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "nabirds", broken=False)
+    fake = fake_raw_data.make_birds(
+        str(tmp_path / "raw"), "nabirds", broken=False
+    )
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(
-        raw_dir=fake.root, output_dir=str(tmp_path / "out"), dataset="nabirds",
-        train_shards=1, eval_shards=1,
+        raw_dir=fake.root,
+        output_dir=str(tmp_path / "out"),
+        dataset="nabirds",
+        train_shards=1,
+        eval_shards=1,
     ):
         birds.main([])
     assert "train: " in capsys.readouterr().out
@@ -279,11 +319,18 @@ def test_records_read_through_the_pipeline(tmp_path):
 
     fake = fake_raw_data.make_birds(str(tmp_path / "raw"), "cub")
     reports = birds.convert(
-        fake.root, str(tmp_path / "out"), "cub", num_shards=FEW_SHARDS,
+        fake.root,
+        str(tmp_path / "out"),
+        "cub",
+        num_shards=FEW_SHARDS,
         show_progress=False,
     )
     dataset = pipelines.make_dataset(
-        "cub", str(tmp_path / "out"), "train", training=False, batch_size=4,
+        "cub",
+        str(tmp_path / "out"),
+        "train",
+        training=False,
+        batch_size=4,
         image_size=32,
     )
     images_seen, labels = [], []
@@ -299,8 +346,11 @@ def test_records_read_through_the_pipeline(tmp_path):
 
 
 BAD_INPUTS = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
-    "shared", "reference", "bad_inputs",
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    os.pardir,
+    "shared",
+    "reference",
+    "bad_inputs",
 )
 
 
@@ -321,7 +371,8 @@ def test_converter_finishes_on_the_jpeg_that_hung_the_decoder(tmp_path):
     name = sorted(fake.records["train"])[0]
     victim = next(
         os.path.join(folder, name)
-        for folder, _, files in os.walk(fake.root) if name in files
+        for folder, _, files in os.walk(fake.root)
+        if name in files
     )
     shutil.copyfile(
         os.path.join(BAD_INPUTS, "truncated_hangs_decoder.jpg"), victim
@@ -330,11 +381,19 @@ def test_converter_finishes_on_the_jpeg_that_hung_the_decoder(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.run(
         [
-            sys.executable, "-m", "data_prep.birds", f"--raw_dir={fake.root}",
-            f"--output_dir={output_dir}", "--dataset=cub",
-            "--train_shards=1", "--eval_shards=1",
+            sys.executable,
+            "-m",
+            "data_prep.birds",
+            f"--raw_dir={fake.root}",
+            f"--output_dir={output_dir}",
+            "--dataset=cub",
+            "--train_shards=1",
+            "--eval_shards=1",
         ],
-        cwd=root, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert process.returncode == 0, process.stderr[-2000:]
     with open(output_dir / "conversion" / "train-report.json") as file:
@@ -358,7 +417,10 @@ def test_verify_lists_a_truncated_shard(tmp_path, capsys):
         with tf.io.TFRecordWriter(str(path)) as writer:
             for index in range(3):
                 example = records.encode_example(
-                    image_bytes=jpeg, label=index, height=4, width=4,
+                    image_bytes=jpeg,
+                    label=index,
+                    height=4,
+                    width=4,
                     filename=f"{shard}_{index}.jpg",
                 )
                 writer.write(example.SerializeToString())
@@ -401,12 +463,17 @@ def test_converters_read_nothing_outside_the_raw_folder(tmp_path):
         with open(os.path.join(fake.root, name), "a") as file:
             file.write("".join(f"{line}\n" for line in lines))
     reports = birds.convert(
-        fake.root, str(tmp_path / "out"), "cub", num_shards=FEW_SHARDS,
+        fake.root,
+        str(tmp_path / "out"),
+        "cub",
+        num_shards=FEW_SHARDS,
         show_progress=False,
     )
     train = reports["train"]
     assert train.written == len(fake.records["train"])
-    skipped = {os.path.basename(path): reason for path, reason in train.skipped}
+    skipped = {
+        os.path.basename(path): reason for path, reason in train.skipped
+    }
     raw = os.path.realpath(fake.root)
     assert skipped["secret.txt"].startswith(f"outside the raw folder {raw}")
     assert skipped["outside.jpg"].startswith("outside the raw folder")
@@ -415,4 +482,6 @@ def test_converters_read_nothing_outside_the_raw_folder(tmp_path):
     summary = train.summary()
     assert "SECRET" not in summary and "53 45 43" not in summary
     _, _, _, reason = images.reencode_as_rgb_jpeg(b"SECRET-CONTENT")
-    assert reason == "not a known image format (not JPEG, PNG, GIF, BMP or WebP)"
+    assert (
+        reason == "not a known image format (not JPEG, PNG, GIF, BMP or WebP)"
+    )

@@ -60,9 +60,12 @@ def test_attended_centre_fraction_counts_cells_below_level_one():
     # Only the first centre lies in an attended cell; the whole image
     # (level 1) never counts.
     assert demo.attended_centre_fraction(boxes, levels, centres) == (
-        pytest.approx(1 / 3))
-    assert demo.attended_centre_fraction(
-        boxes[:, :1], levels[:, :1], centres) == 0.0
+        pytest.approx(1 / 3)
+    )
+    assert (
+        demo.attended_centre_fraction(boxes[:, :1], levels[:, :1], centres)
+        == 0.0
+    )
 
 
 def test_chance_localization_matches_counting_and_sampling():
@@ -70,19 +73,25 @@ def test_chance_localization_matches_counting_and_sampling():
     centres = np.array([[0.2, 0.3], [0.7, 0.1]], np.float32)
     for k, expected in ((0, 0.0), (1, 0.25), (2, 0.5), (4, 1.0)):
         assert demo.chance_localization(centres, k, 2, 0.5, 64) == (
-            pytest.approx(expected))
+            pytest.approx(expected)
+        )
     # Overlapping cells: the exact value against random draws of cells.
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 1, (200, 2)).astype(np.float32)
     cells = np.array(geometry.grid_boxes(256, 256, 7, 0.25)) / 256
     hits = []
     for centre in centres:
-        inside = ((cells[:, 0] <= centre[0]) & (centre[0] < cells[:, 2])
-                  & (cells[:, 1] <= centre[1]) & (centre[1] < cells[:, 3]))
+        inside = (
+            (cells[:, 0] <= centre[0])
+            & (centre[0] < cells[:, 2])
+            & (cells[:, 1] <= centre[1])
+            & (centre[1] < cells[:, 3])
+        )
         for _ in range(50):
             hits.append(inside[rng.choice(49, 3, replace=False)].any())
     assert demo.chance_localization(centres, 3, 7, 0.25, 256) == (
-        pytest.approx(np.mean(hits), abs=0.02))
+        pytest.approx(np.mean(hits), abs=0.02)
+    )
 
 
 def test_equal_flops_resolution_is_the_closest_side():
@@ -96,8 +105,14 @@ def test_equal_flops_resolution_is_the_closest_side():
 
 
 def _row(model, locations, top1, macs):
-    return {"model": model, "locations": locations, "input_px": 256,
-            "top1": top1, "macs": macs, "ms_per_image": 1.0}
+    return {
+        "model": model,
+        "locations": locations,
+        "input_px": 256,
+        "top1": top1,
+        "macs": macs,
+        "ms_per_image": 1.0,
+    }
 
 
 def test_comparison_reads_the_two_claims_off_the_rows():
@@ -122,8 +137,13 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
     assert "[8/8] Results" in out and "CNN full resolution" in out
 
     names = [(row["model"], row["locations"]) for row in rows]
-    assert names == [("TNet", "0"), ("TNet", "1"), ("TNet", "2"),
-                     ("CNN downscaled", ""), ("CNN full resolution", "")]
+    assert names == [
+        ("TNet", "0"),
+        ("TNet", "1"),
+        ("TNet", "2"),
+        ("CNN downscaled", ""),
+        ("CNN full resolution", ""),
+    ]
     tnet_macs = [row["macs"] for row in rows[:3]]
     assert tnet_macs == sorted(tnet_macs) and len(set(tnet_macs)) == 3
     low, full = rows[3], rows[4]
@@ -147,32 +167,54 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
         summary = json.load(stream)
     assert summary["config"]["canvas_size"] == 128
     assert set(summary["training_seconds"]) == {
-        "TNet", "CNN downscaled", "CNN full resolution"}
+        "TNet",
+        "CNN downscaled",
+        "CNN full resolution",
+    }
     for result in summary["training"].values():
         assert 1 <= result["best_epoch"] <= result["epochs"] <= 2
         assert 0.0 <= result["validation_top1"] <= 1.0
     assert [r["localization"] for r in summary["rows"]] == [
-        r["localization"] for r in rows]
+        r["localization"] for r in rows
+    ]
     assert "located %" in out and "chance %" in out
-    for path in ("figures/attention.png", "figures/accuracy_vs_flops.png",
-                 "figures/location_probs.png", "tnet/checkpoints/best.keras",
-                 demo.TABLE_TXT, demo.PRETRAINED_WEIGHTS,
-                 "tnet/checkpoints/final.keras",
-                 "cnn_full/checkpoints/final.keras"):
+    for path in (
+        "figures/attention.png",
+        "figures/accuracy_vs_flops.png",
+        "figures/location_probs.png",
+        "tnet/checkpoints/best.keras",
+        demo.TABLE_TXT,
+        demo.PRETRAINED_WEIGHTS,
+        "tnet/checkpoints/final.keras",
+        "cnn_full/checkpoints/final.keras",
+    ):
         assert os.path.getsize(os.path.join(tmp_path, path)) > 0, path
     with open(os.path.join(tmp_path, "figures/attention.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
     # The analysis script of the demo's limits, as a user runs it.
     process = subprocess.run(
-        [sys.executable, "-m", "bench.demo_policy", "--workdir",
-         str(tmp_path), "--probe_epochs", "1"],
-        cwd=REPOSITORY, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "bench.demo_policy",
+            "--workdir",
+            str(tmp_path),
+            "--probe_epochs",
+            "1",
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": REPOSITORY},
     )
     assert process.returncode == 0, process.stderr[-3000:]
-    line = next(line for line in process.stdout.splitlines()
-                if line.startswith("bench_demo_policy "))
+    line = next(
+        line
+        for line in process.stdout.splitlines()
+        if line.startswith("bench_demo_policy ")
+    )
     analysis = json.loads(line.split(" ", 1)[1])
     assert analysis["locations"] == config.locations
     for key in ("probe_hit", "policy_hit", "located"):
@@ -180,10 +222,13 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
     # `located` counts the same canvases as the table's localization.
     assert analysis["located"] == pytest.approx(
         rows[config.evaluation_locations.index(config.locations)][
-            "localization"])
+            "localization"
+        ]
+    )
 
     exported = tf.saved_model.load(
-        os.path.join(tmp_path, "export", "saved_model"))
+        os.path.join(tmp_path, "export", "saved_model")
+    )
     images = tf.zeros((1, 128, 128, 3))
     outputs = exported.serve_locations_1(images)
     assert outputs["logits"].shape == (1, 10)
@@ -191,6 +236,7 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
 
 def test_export_info_logs_are_filtered_and_restored(caplog):
     from absl import logging as absl_logging
+
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.INFO)
     try:

@@ -89,7 +89,11 @@ def test_mirrored_fit_matches_single_device(two_cpu_devices, reference):
     model.set_weights(reference["initial"])
     images, labels = worker.make_data()
     model.fit(
-        images, labels, batch_size=worker.GLOBAL_BATCH, shuffle=False, verbose=0
+        images,
+        labels,
+        batch_size=worker.GLOBAL_BATCH,
+        shuffle=False,
+        verbose=0,
     )
     weights, optimizer_state = worker.training_state(model)
     # Every weight: kernels, the reward baseline and the (synchronized)
@@ -146,7 +150,9 @@ def test_train_loop_mirrored_matches_single_device(two_cpu_devices, reference):
         return_dict=True,
     )
     for name in ("loss", "top1", "aggregate_ce"):
-        assert logs[f"val_{name}"][0] == pytest.approx(expected[name], abs=1e-5)
+        assert logs[f"val_{name}"][0] == pytest.approx(
+            expected[name], abs=1e-5
+        )
     # validation_steps stops early (no training step: steps=0).
     first = distributed.train_loop(
         model,
@@ -179,7 +185,10 @@ def _free_ports(count):
 
 
 def _start_worker(index, cluster, directory, log, output, backup_dir):
-    tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+    tf_config = {
+        "cluster": cluster,
+        "task": {"type": "worker", "index": index},
+    }
     inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     python_path = [str(REPO)] + [path for path in inherited if path]
     env = dict(
@@ -218,14 +227,16 @@ class _Workers:
         self.deadline = time.monotonic() + WORKER_TIMEOUT_S
         for index in range(2):
             self.logs.append(open(self._path(index, "log"), "w"))
-            self.processes.append(_start_worker(
-                index,
-                cluster,
-                directory,
-                self.logs[-1],
-                self._path(index, "npz"),
-                self.backup_dir,
-            ))
+            self.processes.append(
+                _start_worker(
+                    index,
+                    cluster,
+                    directory,
+                    self.logs[-1],
+                    self._path(index, "npz"),
+                    self.backup_dir,
+                )
+            )
 
     def _path(self, index, suffix):
         return self.directory / f"{self.name}{index}.{suffix}"

@@ -78,7 +78,9 @@ def documented_commands(repository=REPOSITORY):
                 command = command.strip()
                 if command and not command.startswith("#"):
                     commands.append((document, line + offset, command))
-        for span in re.finditer(r"`((?:\.venv/bin/)?python -[mc] [^`]+)`", text):
+        for span in re.finditer(
+            r"`((?:\.venv/bin/)?python -[mc] [^`]+)`", text
+        ):
             line = text.count("\n", 0, span.start()) + 1
             commands.append((document, line, span.group(1)))
     return commands
@@ -100,7 +102,10 @@ def _as_run_here(command, root):
     recipe = _flag_value(words, "--recipe")
     if module and module.startswith("experiments.") and recipe:
         words.append("--tiny")
-        if recipe in SMALL_MODEL and _flag_value(words, "--checkpoint") is None:
+        if (
+            recipe in SMALL_MODEL
+            and _flag_value(words, "--checkpoint") is None
+        ):
             for override in SMALL_BACKBONE + SMALL_MODEL[recipe]:
                 words += ["--override", override]
     words += TINY_FLAGS.get(module, ())
@@ -129,7 +134,11 @@ def _run(document, line, command, root):
     environment = {**os.environ, "PYTHONPATH": REPOSITORY}
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     process = subprocess.run(
-        words, cwd=root, env=environment, capture_output=True, text=True,
+        words,
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert process.returncode == 0, (
@@ -153,7 +162,7 @@ def test_documents_show_commands_and_each_is_run_or_excused():
 
 def test_the_parser_finds_blocks_spans_and_continuations(tmp_path):
     text = (
-        "Intro `python -c \"print(1)\"` and `python3`.\n\n"
+        'Intro `python -c "print(1)"` and `python3`.\n\n'
         "   ```sh\n   python -m a.b --x=1 \\\n       --y=$ROOT/z\n   ```\n"
         "```\n$ROOT/\n  tree\n```\n"
     )
@@ -166,7 +175,9 @@ def test_the_parser_finds_blocks_spans_and_continuations(tmp_path):
         ("README.md", 4, "python -m a.b --x=1 --y=$ROOT/z"),
         ("README.md", 1, 'python -c "print(1)"'),
     ]
-    words = _as_run_here("python -m experiments.train --recipe=fmow_tnet_stage1", "/r")
+    words = _as_run_here(
+        "python -m experiments.train --recipe=fmow_tnet_stage1", "/r"
+    )
     assert words[:3] == [sys.executable, "-m", "experiments.train"]
     assert "--tiny" in words and "image_size=64" in words
 
@@ -181,7 +192,9 @@ def test_every_documented_command_runs(tmp_path):
     _prepare_root(root)
     ran = []
     for document, line, command in documented_commands():
-        if command.split()[0] == "make" or any(f in command.split() for f in SLOW):
+        if command.split()[0] == "make" or any(
+            f in command.split() for f in SLOW
+        ):
             continue
         if _needs_release_fixture(command):
             continue
@@ -193,8 +206,10 @@ def test_every_documented_command_runs(tmp_path):
     assert len(ran) >= 15
     stage2 = os.path.join(root, "runs", "fmow_tnet_stage2")
     for produced in (
-        "checkpoints/final.keras", "evaluation/test.csv",
-        "export/saved_model/saved_model.pb", "figures/site.png",
+        "checkpoints/final.keras",
+        "evaluation/test.csv",
+        "export/saved_model/saved_model.pb",
+        "figures/site.png",
     ):
         assert os.path.exists(os.path.join(stage2, produced)), produced
 

@@ -36,7 +36,9 @@ def test_parse_locations_says_what_empty_means():
     assert locations.parse_locations("2,1") == (2, 1)
     assert locations.parse_locations("None") == ()
     assert locations.parse_locations("") == locations.LEVEL_1_ALONE == ()
-    assert locations.parse_locations(" ", empty=locations.MODEL_DEFAULT) is None
+    assert (
+        locations.parse_locations(" ", empty=locations.MODEL_DEFAULT) is None
+    )
     with pytest.raises(ValueError, match="comma-separated"):
         locations.parse_locations("2;1")
     with pytest.raises(ValueError, match="negative"):

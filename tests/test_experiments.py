@@ -29,7 +29,12 @@ from tnet_tf import recipes
 from tnet_tf.data import megapixel_mnist
 
 ENTRY_POINTS = (
-    "train", "evaluate", "profile", "export", "predict", "visualize"
+    "train",
+    "evaluate",
+    "profile",
+    "export",
+    "predict",
+    "visualize",
 )
 RECORDS = 4  # per split: two batches of the tiny_test recipe
 
@@ -238,9 +243,12 @@ def test_profile_table_and_csv(run, capsys):
     with open(os.path.join(run["workdir"], "profile", "profile.csv")) as file:
         (row,) = list(csv.DictReader(file))
     assert row["locations"] == "2,1" and float(row["ms_per_image"]) > 0
-    assert int(row["params"]) == experiment.load_checkpoint(
-        os.path.join(run["workdir"], experiment.FINAL_CHECKPOINT)
-    ).count_params()
+    assert (
+        int(row["params"])
+        == experiment.load_checkpoint(
+            os.path.join(run["workdir"], experiment.FINAL_CHECKPOINT)
+        ).count_params()
+    )
 
 
 def test_multi_worker_uses_the_custom_loop_and_restores(run, monkeypatch):
@@ -277,9 +285,7 @@ def test_multi_worker_uses_the_custom_loop_and_restores(run, monkeypatch):
     assert np.isfinite(result.history["loss"]).all()
     restored = experiment.load_checkpoint(result.final_checkpoint)
     source = experiment.load_checkpoint(final)
-    for got, want in zip(
-        restored.trainable_weights, source.trainable_weights
-    ):
+    for got, want in zip(restored.trainable_weights, source.trainable_weights):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(got),
             keras.ops.convert_to_numpy(want),

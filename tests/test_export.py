@@ -367,13 +367,20 @@ def test_float_endpoints_match_keras(served, endpoint, size):
         results,
         _with_probabilities(served["expected"][name]),
         name,
-        ("logits", "probabilities", "attended_boxes", "attended_levels",
-         "attended_cells", "attended_log_probs"),
+        (
+            "logits",
+            "probabilities",
+            "attended_boxes",
+            "attended_levels",
+            "attended_cells",
+            "attended_log_probs",
+        ),
     )
     assert f"{name}/feature_weights" not in results
     if f"{name}/direct_logits" in results:
         np.testing.assert_allclose(
-            results[f"{name}/direct_logits"], results[f"{name}/logits"],
+            results[f"{name}/direct_logits"],
+            results[f"{name}/logits"],
             atol=1e-6,
         )
 
@@ -427,8 +434,10 @@ def test_an_image_without_its_batch_axis_gets_a_shape_error(served):
     errors = served["info"].get("errors", {})
     for endpoint in ("serve", "serve_locations_2_1"):
         message = errors.get(f"unbatched/{endpoint}", "")
-        assert "Shape of tensor images [96,96,3] is not compatible with " \
-            "expected shape [?,?,?,3]" in message, message
+        assert (
+            "Shape of tensor images [96,96,3] is not compatible with "
+            "expected shape [?,?,?,3]" in message
+        ), message
 
 
 def test_uint8_endpoint_scales_without_resizing(served):
@@ -452,10 +461,17 @@ def test_image_bytes_endpoint_decodes_and_resizes(served):
 def test_baseline_endpoints_return_what_tnet_endpoints_return(served):
     results = served["results"]
     for name in ("baseline/square", "baseline/wide", "baseline_jpeg"):
-        keys = {k[len(name) + 1 :] for k in results if k.startswith(name + "/")}
+        keys = {
+            k[len(name) + 1 :] for k in results if k.startswith(name + "/")
+        }
         assert keys == {
-            "logits", "probabilities", "image_is_finite", "attended_boxes",
-            "attended_levels", "attended_cells", "attended_log_probs",
+            "logits",
+            "probabilities",
+            "image_is_finite",
+            "attended_boxes",
+            "attended_levels",
+            "attended_cells",
+            "attended_log_probs",
         }
         # Its one attended region is the whole image.
         assert (results[f"{name}/attended_boxes"][:, 0] == [0, 0, 1, 1]).all()

@@ -31,7 +31,10 @@ def bagnet_extractor():
 @pytest.fixture(scope="module")
 def efficientnet_extractor():
     return FeatureExtractor(
-        "efficientnet_b0", base_resolution=224, grid_size=3, drop_connect_rate=0.3
+        "efficientnet_b0",
+        base_resolution=224,
+        grid_size=3,
+        drop_connect_rate=0.3,
     )
 
 
@@ -114,7 +117,9 @@ def test_without_grid_any_input_size():
 
 
 def test_symbolic_call_and_output_shape():
-    extractor = FeatureExtractor("tiny_cnn", base_resolution=TINY_SIZE, grid_size=3)
+    extractor = FeatureExtractor(
+        "tiny_cnn", base_resolution=TINY_SIZE, grid_size=3
+    )
     features, feature_map = extractor(keras.Input((TINY_SIZE, TINY_SIZE, 3)))
     assert tuple(features.shape) == (None, 64)
     assert tuple(feature_map.shape) == (None, 3, 3, 32)
@@ -130,8 +135,12 @@ def test_dropout_only_in_training():
     )
     images = helpers.random_images(batch=4, height=TINY_SIZE)
     inference = _numpy(extractor(images, training=False)[0])
-    np.testing.assert_allclose(_numpy(extractor(images, training=False)[0]), inference)
-    assert not np.allclose(_numpy(extractor(images, training=True)[0]), inference)
+    np.testing.assert_allclose(
+        _numpy(extractor(images, training=False)[0]), inference
+    )
+    assert not np.allclose(
+        _numpy(extractor(images, training=True)[0]), inference
+    )
 
 
 # === tap overrides and the generic adapter ===
@@ -139,7 +148,10 @@ def test_dropout_only_in_training():
 
 def test_tap_slice_override():
     extractor = FeatureExtractor(
-        "tiny_cnn", base_resolution=TINY_SIZE, grid_size=2, tap_slice=(0, None, 8)
+        "tiny_cnn",
+        base_resolution=TINY_SIZE,
+        grid_size=2,
+        tap_slice=(0, None, 8),
     )
     images = helpers.random_images(height=TINY_SIZE)
     _, feature_map = extractor(images)
@@ -148,12 +160,15 @@ def test_tap_slice_override():
         extractor.backbone_model.get_layer("stage2_relu").output,
     )
     np.testing.assert_allclose(
-        _numpy(feature_map), _numpy(tap(images, training=False))[:, ::8, ::8, :]
+        _numpy(feature_map),
+        _numpy(tap(images, training=False))[:, ::8, ::8, :],
     )
 
 
 def test_tap_mismatch_names_layer_map_and_grid():
-    with pytest.raises(ValueError, match="'stage2_relu'.*16x16.*8x8.*not the 3x3"):
+    with pytest.raises(
+        ValueError, match="'stage2_relu'.*16x16.*8x8.*not the 3x3"
+    ):
         FeatureExtractor(
             "tiny_cnn",
             base_resolution=TINY_SIZE,
@@ -173,7 +188,9 @@ def test_keras_application_with_named_tap():
     assert extractor.family == "generic"
     assert extractor.feature_dim == 1280
     assert extractor.tap_channels == 576
-    features, feature_map = extractor(helpers.random_images(batch=1, height=96))
+    features, feature_map = extractor(
+        helpers.random_images(batch=1, height=96)
+    )
     assert tuple(features.shape) == (1, 1280)
     assert tuple(feature_map.shape) == (1, 3, 3, 576)
 
@@ -188,7 +205,10 @@ def test_keras_application_needs_a_tap_for_a_grid():
 def test_unknown_tap_layer():
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         FeatureExtractor(
-            "tiny_cnn", base_resolution=TINY_SIZE, grid_size=2, tap_layer="nope"
+            "tiny_cnn",
+            base_resolution=TINY_SIZE,
+            grid_size=2,
+            tap_layer="nope",
         )
 
 
@@ -201,7 +221,9 @@ def test_unknown_backbone():
 
 
 def test_unsupported_grid():
-    with pytest.raises(ValueError, match="grid_size=4.*Supported grid sizes: 5"):
+    with pytest.raises(
+        ValueError, match="grid_size=4.*Supported grid sizes: 5"
+    ):
         FeatureExtractor("bagnet77", base_resolution=77, grid_size=4)
 
 
@@ -212,9 +234,18 @@ def test_unsupported_grid():
         ({"base_resolution": (64, 64, 3)}, "base_resolution=\\(64, 64, 3\\)"),
         ({"base_resolution": 64, "grid_size": 2.0}, "grid_size=2.0"),
         ({"grid_size": 2}, "base_resolution=None, grid_size=2"),
-        ({"base_resolution": 64, "tap_layer": "stage2_relu"}, "need a `grid_size`"),
-        ({"base_resolution": 64, "grid_size": 2, "tap_slice": (1, 2)}, "(1, 2)"),
-        ({"base_resolution": 64, "grid_size": 2, "tap_layer": 3}, "tap_layer=3"),
+        (
+            {"base_resolution": 64, "tap_layer": "stage2_relu"},
+            "need a `grid_size`",
+        ),
+        (
+            {"base_resolution": 64, "grid_size": 2, "tap_slice": (1, 2)},
+            "(1, 2)",
+        ),
+        (
+            {"base_resolution": 64, "grid_size": 2, "tap_layer": 3},
+            "tap_layer=3",
+        ),
         ({"base_resolution": 64, "dropout_rate": 1.0}, "dropout_rate=1.0"),
     ],
 )
@@ -236,7 +267,9 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_weights_round_trip(tmp_path):
-    first = FeatureExtractor("tiny_cnn", base_resolution=TINY_SIZE, grid_size=4)
+    first = FeatureExtractor(
+        "tiny_cnn", base_resolution=TINY_SIZE, grid_size=4
+    )
     _randomize_weights(first)
     path = str(tmp_path / "tiny_cnn.weights.h5")
     first.backbone_model.save_weights(path)

@@ -42,7 +42,9 @@ def independent_layout(side, grid, fraction):
 @pytest.mark.parametrize("fraction", [0.25, 0.34375, 0.35, 0.5, 0.6])
 def test_layout_matches_independent_rule_static_and_dynamic(grid, fraction):
     sides = list(range(40, 300, 7)) + [448, 896, 1792]
-    dynamic = [geometry.cell_layout(tf.constant(s), grid, fraction) for s in sides]
+    dynamic = [
+        geometry.cell_layout(tf.constant(s), grid, fraction) for s in sides
+    ]
     for side, tensors in zip(sides, dynamic):
         static = geometry.cell_layout(side, grid, fraction)
         assert tuple(static) == independent_layout(side, grid, fraction), side
@@ -74,20 +76,34 @@ def numpy_crop(image, box):
     y0, x0, y1, x1 = box
     height, width = image.shape[:2]
     out = np.zeros((y1 - y0, x1 - x0, image.shape[2]), image.dtype)
-    ys, xs = slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width))
-    out[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = image[ys, xs]
+    ys, xs = (
+        slice(max(y0, 0), min(y1, height)),
+        slice(max(x0, 0), min(x1, width)),
+    )
+    out[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = image[
+        ys, xs
+    ]
     return out
 
 
 @pytest.mark.parametrize(
     "height,width,grid,fraction",
-    [(224, 224, 5, 0.34375), (448, 448, 5, 0.35), (96, 160, 3, 0.5), (77, 90, 5, 0.34375)],
+    [
+        (224, 224, 5, 0.34375),
+        (448, 448, 5, 0.35),
+        (96, 160, 3, 0.5),
+        (77, 90, 5, 0.34375),
+    ],
 )
 def test_crops_equal_box_pixels(height, width, grid, fraction):
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (2, height, width, 3)).astype(np.float32)
-    cells = np.array([[0, grid * grid - 1, grid + 1], [grid - 1, 1, grid * (grid - 1)]])
-    crops, boxes = geometry.crop_cells(tf.constant(images), tf.constant(cells), grid, fraction)
+    cells = np.array(
+        [[0, grid * grid - 1, grid + 1], [grid - 1, 1, grid * (grid - 1)]]
+    )
+    crops, boxes = geometry.crop_cells(
+        tf.constant(images), tf.constant(cells), grid, fraction
+    )
     all_boxes = geometry.grid_boxes(height, width, grid, fraction)
     crops = crops.numpy().reshape(2, 3, *crops.shape[1:])
     for b in range(2):
@@ -122,7 +138,8 @@ def test_crops_compile_with_xla_and_stay_exact_in_low_precision(dtype):
     )(images, cells)
     assert compiled.dtype == dtype
     np.testing.assert_array_equal(
-        tf.cast(compiled, tf.float32).numpy(), tf.cast(eager, tf.float32).numpy()
+        tf.cast(compiled, tf.float32).numpy(),
+        tf.cast(eager, tf.float32).numpy(),
     )
     boxes = geometry.grid_boxes(77, 90, 5, 0.34375)
     expected = numpy_crop(tf.cast(images[1], tf.float32).numpy(), boxes[4])
@@ -164,7 +181,11 @@ def test_resampled_regions_match_crop_then_resize(image_size, size, side):
     ]
     image_index = [1, 0, 1]
     out = geometry.resample_regions(
-        tf.constant(images), tf.constant(image_index), tf.constant(origins), size, side
+        tf.constant(images),
+        tf.constant(image_index),
+        tf.constant(origins),
+        size,
+        side,
     ).numpy()
     expected = resample_reference(images, image_index, origins, size, side)
     assert out.shape == (3, side, side, 3)
@@ -172,10 +193,14 @@ def test_resampled_regions_match_crop_then_resize(image_size, size, side):
     # random noise (neighbours up to 2 apart) move by well under 1e-3.
     np.testing.assert_allclose(out, expected, atol=1e-3)
     # The same images through tf.image.resize of the crops (the crop path).
-    crops = tf.constant(np.stack([
-        numpy_crop(images[i], [y, x, y + size[0], x + size[1]])
-        for i, (y, x) in zip(image_index, origins)
-    ]))
+    crops = tf.constant(
+        np.stack(
+            [
+                numpy_crop(images[i], [y, x, y + size[0], x + size[1]])
+                for i, (y, x) in zip(image_index, origins)
+            ]
+        )
+    )
     resized = tf.image.resize(crops, (side, side), antialias=False).numpy()
     np.testing.assert_allclose(out, resized, atol=1e-3)
 
@@ -184,19 +209,27 @@ def test_resampled_regions_match_crop_then_resize(image_size, size, side):
 def test_resampled_regions_of_base_size_are_exact_copies(dtype):
     images = tf.cast(tf.random.uniform((2, 96, 80, 3), -1, 1), dtype)
     origins = tf.constant([[0, 48], [64, 0], [10, 17]])
-    out = geometry.resample_regions(images, tf.constant([0, 1, 1]), origins, (32, 32), 32)
+    out = geometry.resample_regions(
+        images, tf.constant([0, 1, 1]), origins, (32, 32), 32
+    )
     assert out.dtype == dtype
-    expected = np.stack([
-        numpy_crop(tf.cast(images[i], tf.float32).numpy(), [y, x, y + 32, x + 32])
-        for i, (y, x) in zip([0, 1, 1], origins.numpy())
-    ])
+    expected = np.stack(
+        [
+            numpy_crop(
+                tf.cast(images[i], tf.float32).numpy(), [y, x, y + 32, x + 32]
+            )
+            for i, (y, x) in zip([0, 1, 1], origins.numpy())
+        ]
+    )
     np.testing.assert_array_equal(tf.cast(out, tf.float32).numpy(), expected)
 
 
 def test_resampled_regions_accept_bfloat16_images():
     images = tf.random.uniform((1, 128, 128, 3), -1, 1)
     origins, index = tf.constant([[32, 64]]), tf.constant([0])
-    low = geometry.resample_regions(tf.cast(images, tf.bfloat16), index, origins, (64, 64), 32)
+    low = geometry.resample_regions(
+        tf.cast(images, tf.bfloat16), index, origins, (64, 64), 32
+    )
     full = geometry.resample_regions(images, index, origins, (64, 64), 32)
     np.testing.assert_allclose(low.numpy(), full.numpy(), atol=2e-2)
 
@@ -217,7 +250,9 @@ def test_resampled_regions_accept_bfloat16_images():
         (4500, 4500, 2, 0.05, (1,), 224, "neither"),  # 225 px: not at 4500
     ],
 )
-def test_resample_obstacles(height, width, grid, fraction, locations, side, reason):
+def test_resample_obstacles(
+    height, width, grid, fraction, locations, side, reason
+):
     obstacle = geometry.resample_obstacle(
         height, width, grid, fraction, locations, side
     )
@@ -229,4 +264,6 @@ def test_resample_obstacles(height, width, grid, fraction, locations, side, reas
 
 def test_resample_needs_a_static_image_size():
     size = tf.constant(896)
-    assert "not known" in geometry.resample_obstacle(size, size, 3, 0.5, (1,), 224)
+    assert "not known" in geometry.resample_obstacle(
+        size, size, 3, 0.5, (1,), 224
+    )

@@ -159,13 +159,17 @@ def test_summed_log_prob_gives_a_biased_estimate():
     assert np.max(np.abs(shifted - biased_expectation)) > 0.02
 
 
-@pytest.mark.parametrize("dtype,tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-5)])
+@pytest.mark.parametrize(
+    "dtype,tolerance", [(tf.float64, 1e-12), (tf.float32, 1e-5)]
+)
 @pytest.mark.parametrize("draws", [1, 2, 3, 4])
 def test_sequential_probability_sums_to_one(draws, dtype, tolerance):
     rng = np.random.default_rng(draws)
     for probs in rng.dirichlet(np.full(CELLS, 0.7), size=3):
         orders = list(itertools.permutations(range(CELLS), draws))
-        log_probs = tf.math.log(tf.constant(np.tile(probs, (len(orders), 1)), dtype))
+        log_probs = tf.math.log(
+            tf.constant(np.tile(probs, (len(orders), 1)), dtype)
+        )
         log_p = sampling.sequential_log_prob(log_probs, tf.constant(orders))
         probability = np.exp(log_p.numpy().astype(np.float64))
         expected = [
@@ -185,9 +189,13 @@ def test_sequential_probability_is_accurate_when_one_cell_holds_the_mass():
     log_probs = tf.nn.log_softmax(
         tf.constant(np.tile(logits, (len(orders), 1)), tf.float32)
     )
-    log_p = sampling.sequential_log_prob(log_probs, tf.constant(orders)).numpy()
+    log_p = sampling.sequential_log_prob(
+        log_probs, tf.constant(orders)
+    ).numpy()
     expected = [
         numpy_reference.sequential_selection_probability(probs, order)
         for order in orders
     ]
-    np.testing.assert_allclose(np.exp(log_p.astype(np.float64)), expected, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.exp(log_p.astype(np.float64)), expected, rtol=1e-4
+    )

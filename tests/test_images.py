@@ -35,7 +35,9 @@ def test_convertible_kinds_become_rgb_jpeg(kind, note):
     assert images.image_format(jpeg) == "JPEG"
     assert tf.io.extract_jpeg_shape(jpeg).numpy().tolist() == [32, 64, 3]
     assert (height, width) == (32, 64)
-    fake_raw_data.assert_pixels_close(tf.io.decode_jpeg(jpeg).numpy(), expected)
+    fake_raw_data.assert_pixels_close(
+        tf.io.decode_jpeg(jpeg).numpy(), expected
+    )
 
 
 def test_cmyk_fixture_really_is_cmyk():
@@ -44,7 +46,8 @@ def test_cmyk_fixture_really_is_cmyk():
 
 
 @pytest.mark.parametrize(
-    "kind", [k for k, v in fake_raw_data.BROKEN_KINDS.items() if v == "skipped"]
+    "kind",
+    [k for k, v in fake_raw_data.BROKEN_KINDS.items() if v == "skipped"],
 )
 def test_unusable_kinds_are_refused_with_a_reason(kind, tmp_path):
     path = str(tmp_path / "image.jpg")
@@ -87,13 +90,20 @@ def test_truncation_threshold():
     [(500, (400, 1000)), (100, (100, 250)), (45, (45, 113)), (10, (10, 25))],
 )
 def test_cap_smaller_side(limit, ratio_size):
-    jpeg = tf.io.encode_jpeg(fake_raw_data.quadrant_image(1, 400, 1000)).numpy()
+    jpeg = tf.io.encode_jpeg(
+        fake_raw_data.quadrant_image(1, 400, 1000)
+    ).numpy()
     capped, height, width = images.cap_smaller_side(jpeg, limit)
     assert (height, width) == ratio_size
-    assert tf.io.extract_jpeg_shape(capped).numpy().tolist()[:2] == [height, width]
+    assert tf.io.extract_jpeg_shape(capped).numpy().tolist()[:2] == [
+        height,
+        width,
+    ]
     if limit >= 400:
         assert capped is jpeg
-    portrait = tf.io.encode_jpeg(fake_raw_data.quadrant_image(1, 96, 48)).numpy()
+    portrait = tf.io.encode_jpeg(
+        fake_raw_data.quadrant_image(1, 96, 48)
+    ).numpy()
     assert images.cap_smaller_side(portrait, 24)[1:] == (48, 24)
 
 
@@ -103,14 +113,20 @@ def test_crop_jpeg():
     assert (height, width) == (16, 32)
     decoded = tf.io.decode_jpeg(crop).numpy().astype(int)
     assert np.abs(decoded[4:12, 4:28] - IMAGE[4:12, 4:28]).max() <= 8
-    assert images.crop_jpeg(jpeg, (0, 0, 16, 32), max_smaller_side=8)[1:] == (8, 16)
+    assert images.crop_jpeg(jpeg, (0, 0, 16, 32), max_smaller_side=8)[1:] == (
+        8,
+        16,
+    )
 
 
 def test_encode_image_item(tmp_path):
     path = str(tmp_path / "bird.jpg")
     fake_raw_data.write_image_file(path, "png_as_jpeg", IMAGE)
     item = images.ImageItem(
-        path=path, label=4, text="owl", pixel_boxes=((4, 8, 24, 48), (0, 0, 64, 128))
+        path=path,
+        label=4,
+        text="owl",
+        pixel_boxes=((4, 8, 24, 48), (0, 0, 64, 128)),
     )
     example, note = images.encode_image_item(item)
     assert note == "PNG named .jpg re-encoded as RGB JPEG"

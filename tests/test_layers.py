@@ -306,7 +306,9 @@ def test_location_module_logit_normalization():
     unit = keras.ops.convert_to_numpy(normalized(feature_map, features))
     np.testing.assert_allclose(np.linalg.norm(unit, axis=-1), 1.0, atol=1e-6)
     np.testing.assert_allclose(
-        unit, logits / np.linalg.norm(logits, axis=-1, keepdims=True), atol=1e-6
+        unit,
+        logits / np.linalg.norm(logits, axis=-1, keepdims=True),
+        atol=1e-6,
     )
     assert not np.allclose(np.linalg.norm(logits, axis=-1), 1.0)
 
@@ -342,7 +344,9 @@ def _empty_batch_convolution_is_broken():
     to fix; the layers are fine where the kernel is.
     """
     kernel = tf.zeros((1, 1, 13, 4))
-    return tf.nn.conv2d(tf.zeros((0, 3, 3, 13)), kernel, 1, "SAME").shape[-1] != 4
+    return (
+        tf.nn.conv2d(tf.zeros((0, 3, 3, 13)), kernel, 1, "SAME").shape[-1] != 4
+    )
 
 
 @pytest.mark.parametrize("variant", ["bagnet", "efficientnet"])
@@ -395,7 +399,9 @@ def test_feature_weighting_accepts_any_number_of_vectors():
     layer(helpers.random_uniform((2, 6, 8)))
     aggregate, weights = layer(helpers.random_uniform((2, 4, 8), seed=1))
     assert tuple(aggregate.shape) == (2, 8) and tuple(weights.shape) == (2, 4)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(weights).sum(-1), 1.0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(weights).sum(-1), 1.0
+    )
     # A single vector (level 1 only) gets weight 1, without a softmax warning.
     single = helpers.random_uniform((2, 1, 8), seed=2)
     with warnings.catch_warnings():
@@ -480,7 +486,9 @@ ROUND_TRIP_CASES = [
     ),
     (
         "PositionalEncoding",
-        lambda: PositionalEncoding("bagnet", 8, 12, max_inverse_frequency=50.0),
+        lambda: PositionalEncoding(
+            "bagnet", 8, 12, max_inverse_frequency=50.0
+        ),
         lambda: [helpers.random_features(2, 8), helpers.random_positions(2)],
     ),
     (
@@ -527,7 +535,9 @@ def test_every_public_layer_is_round_trip_tested():
     }
     for name in public_classes:
         value = getattr(tnet_tf.layers, name)
-        assert isinstance(value, type) and issubclass(value, keras.layers.Layer)
+        assert isinstance(value, type) and issubclass(
+            value, keras.layers.Layer
+        )
     tested_here = {case[0] for case in ROUND_TRIP_CASES}
     assert tested_here | set(COVERED_ELSEWHERE) == public_classes
     for name, filename in COVERED_ELSEWHERE.items():
@@ -565,7 +575,10 @@ def test_every_public_layer_is_round_trip_tested():
         ),
         (lambda: sinusoidal_encoding(np.zeros((1, 3)), 3), "encoding_dim=3"),
         (lambda: ClassificationModule(0), "num_classes=0"),
-        (lambda: ClassificationModule(3, dropout_rate=1.0), "dropout_rate=1.0"),
+        (
+            lambda: ClassificationModule(3, dropout_rate=1.0),
+            "dropout_rate=1.0",
+        ),
         (
             lambda: ClassificationModule(3, kernel_initializer="no_such_init"),
             "'no_such_init'",

@@ -23,7 +23,9 @@ CELLS = 4
 def make_images(count, seed, canvas=64, patch=16):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:patch, 0:patch]
-    stripes = np.stack([xx % 2, yy % 2, (xx + yy) % 2]).astype(np.float32) * 2 - 1
+    stripes = (
+        np.stack([xx % 2, yy % 2, (xx + yy) % 2]).astype(np.float32) * 2 - 1
+    )
     images = rng.normal(0.0, 0.2, (count, canvas, canvas)).astype(np.float32)
     labels = rng.integers(0, CLASSES, count)
     informative = rng.integers(0, CELLS, count)
@@ -70,9 +72,13 @@ def attention_report(model):
     images, labels, informative = make_images(500, seed=2)  # held out
     one = model(images, locations_per_level=[1])
     zero = model(images, locations_per_level=[0])
-    accuracy = lambda out: np.mean(np.argmax(out["logits"].numpy(), -1) == labels)
+    accuracy = lambda out: np.mean(
+        np.argmax(out["logits"].numpy(), -1) == labels
+    )
     return {
-        "right_cell": np.mean(one["attended_cells"].numpy()[:, 1] == informative),
+        "right_cell": np.mean(
+            one["attended_cells"].numpy()[:, 1] == informative
+        ),
         "accuracy_1": accuracy(one),
         "accuracy_0": accuracy(zero),
     }

@@ -137,7 +137,6 @@ CASES = (
 )
 
 
-
 def _case_id(case):
     batch, classes, locations, cap = case
     return f"n{batch}-c{classes}-k{'x'.join(map(str, locations))}-cap{cap}"
@@ -176,7 +175,12 @@ def test_the_two_variants_differ_where_documented():
         )
         for variant in ("paper", "release")
     )
-    for name in ("aggregate_ce", "reinforce", "per_feature_reinforce", "reward"):
+    for name in (
+        "aggregate_ce",
+        "reinforce",
+        "per_feature_reinforce",
+        "reward",
+    ):
         np.testing.assert_allclose(
             float(paper[name]), float(release[name]), rtol=1e-6
         )
@@ -227,7 +231,9 @@ def test_reinforce_gradients_flow_only_into_the_log_probs(variant, cap):
         "location_log_prob",
     )
     with tf.GradientTape(persistent=True) as tape:
-        tape.watch([tensors[name] for name in differentiable] + [baseline_tensor])
+        tape.watch(
+            [tensors[name] for name in differentiable] + [baseline_tensor]
+        )
         terms = losses.hybrid_reinforce_loss(
             labels,
             tensors,
@@ -275,7 +281,6 @@ def test_reinforce_gradients_flow_only_into_the_log_probs(variant, cap):
     for name in ("baseline_target", "reward"):
         for source in differentiable:
             assert not np.any(gradient(name, source)), (name, source)
-    del tape
 
 
 def test_rewards_are_top1_indicators_without_gradient():
@@ -354,7 +359,9 @@ def _batch(model):
     images = rng.uniform(size=(6, 96, 96, 3)).astype(np.float32)
     # Label half the images with the model's own prediction, so rewards of
     # both values occur.
-    predicted = np.argmax(model(images, training=True)["logits"].numpy(), axis=-1)
+    predicted = np.argmax(
+        model(images, training=True)["logits"].numpy(), axis=-1
+    )
     labels = rng.integers(0, model.config.num_classes, size=6)
     labels[::2] = predicted[::2]
     return images, labels.astype(np.int32)
@@ -391,7 +398,9 @@ def test_model_loss_terms_match_numpy_reference(variant, cap, two_optimizers):
 
     baseline = float(model.reward_baseline.numpy())
     assert baseline == pytest.approx(0.35)
-    expected = _reference(labels, arrays, baseline, MODEL_WEIGHTS, cap, variant)
+    expected = _reference(
+        labels, arrays, baseline, MODEL_WEIGHTS, cap, variant
+    )
     assert 0.0 < expected["reward"] < 1.0
 
     # L2 on the trainable weights that are not batch-norm parameters (only
@@ -406,7 +415,9 @@ def test_model_loss_terms_match_numpy_reference(variant, cap, two_optimizers):
     assert any(_is_batch_norm(v) for v in trainable)
     assert len(penalised) < len(trainable)
     assert {id(v) for v in model._l2_variables()} == {id(v) for v in penalised}
-    expected_l2 = numpy_reference.l2_penalty([v.numpy() for v in penalised], 1e-3)
+    expected_l2 = numpy_reference.l2_penalty(
+        [v.numpy() for v in penalised], 1e-3
+    )
     expected_contrastive = 2.0 * numpy_reference.contrastive_loss(
         outputs["features"].numpy(), labels, 0.3
     )
@@ -430,7 +441,9 @@ def test_train_step_moves_the_baseline_by_equation_two(variant):
     # A zero learning rate keeps the weights, so the pass below sees the
     # outputs that the step sees.
     model.compile(
-        optimizer=keras.optimizers.SGD(0.0), loss_variant=variant, run_eagerly=True
+        optimizer=keras.optimizers.SGD(0.0),
+        loss_variant=variant,
+        run_eagerly=True,
     )
     images, labels = _batch(model)
     outputs, terms = model.compute_loss_terms(images, labels, training=True)
@@ -439,6 +452,8 @@ def test_train_step_moves_the_baseline_by_equation_two(variant):
     model.train_on_batch(images, labels)
     np.testing.assert_allclose(
         float(model.reward_baseline.numpy()),
-        numpy_reference.baseline_update(0.35, expected["baseline_target"], 0.9),
+        numpy_reference.baseline_update(
+            0.35, expected["baseline_target"], 0.9
+        ),
         **TOLERANCE,
     )

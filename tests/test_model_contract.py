@@ -31,7 +31,9 @@ def tiny_tnet(**changes):
 
 def tiny_baseline(**changes):
     config = config_lib.BaselineConfig(
-        name="tiny_baseline", backbone="tiny_cnn", num_classes=10,
+        name="tiny_baseline",
+        backbone="tiny_cnn",
+        num_classes=10,
         image_size=96,
     )
     return models.BaselineClassifier(config.replace(**changes))
@@ -51,8 +53,9 @@ def images():
     return helpers.random_images(batch=2, height=96)
 
 
-@pytest.mark.parametrize("name, make_model, setting", MODEL_CASES,
-                         ids=CASE_IDS)
+@pytest.mark.parametrize(
+    "name, make_model, setting", MODEL_CASES, ids=CASE_IDS
+)
 def test_every_model_returns_the_same_dict(name, make_model, setting, images):
     model = make_model()
     assert isinstance(model, models.ImageClassifier)
@@ -94,16 +97,19 @@ def test_a_baseline_is_a_tnet_that_attends_nothing(images):
     np.testing.assert_allclose(outputs["logits"], expected, atol=1e-6)
     assert baseline.resolve_locations([]) == ()
     with pytest.raises(
-        config_lib.LocationSettingError, match="attends no regions.*got \\[2\\]"
+        config_lib.LocationSettingError,
+        match="attends no regions.*got \\[2\\]",
     ):
         baseline(images, locations_per_level=[2])
     with pytest.raises(config_lib.LocationSettingError):
-        baseline.evaluate(images, np.zeros(2), locations_per_level=[1],
-                          verbose=0)
+        baseline.evaluate(
+            images, np.zeros(2), locations_per_level=[1], verbose=0
+        )
 
 
-@pytest.mark.parametrize("name, make_model, setting", MODEL_CASES,
-                         ids=CASE_IDS)
+@pytest.mark.parametrize(
+    "name, make_model, setting", MODEL_CASES, ids=CASE_IDS
+)
 def test_models_round_trip(name, make_model, setting, images, tmp_path):
     model = make_model()
     # `load_backbone_weights` is not saved: the weights follow in the file.
@@ -117,7 +123,8 @@ def test_models_round_trip(name, make_model, setting, images, tmp_path):
 
 def test_every_public_model_is_round_trip_tested():
     public = {
-        name for name in models.__all__
+        name
+        for name in models.__all__
         if isinstance(getattr(models, name), type)
         and issubclass(getattr(models, name), models.ImageClassifier)
         and getattr(models, name) is not models.ImageClassifier
@@ -143,8 +150,13 @@ def test_both_models_evaluate_through_the_same_step(images):
     labels = np.array([1, 2])
     for model in (tiny_tnet(), tiny_baseline()):
         model.compile(optimizer=keras.optimizers.SGD(), jit_compile=False)
-        logs = model.evaluate(images, labels, verbose=0, return_dict=True,
-                              locations_per_level=None)
+        logs = model.evaluate(
+            images,
+            labels,
+            verbose=0,
+            return_dict=True,
+            locations_per_level=None,
+        )
         assert {"loss", "top1", "top5", "l2", "contrastive"} <= set(logs)
         history = model.fit(images, labels, epochs=1, verbose=0).history
         assert np.isfinite(history["loss"][0])

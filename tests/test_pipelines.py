@@ -96,7 +96,10 @@ def test_registry_holds_every_dataset():
     }
     assert offsets["imagenet"] == 1 and offsets["cub"] == 1
     assert (
-        offsets["fmow"] == offsets["nabirds"] == offsets["megapixel_mnist"] == 0
+        offsets["fmow"]
+        == offsets["nabirds"]
+        == offsets["megapixel_mnist"]
+        == 0
     )
     assert datasets.get_spec("cub").augmentation == "birds"
     assert datasets.get_spec("fmow").augmentation == "imagenet"
@@ -402,7 +405,12 @@ def test_tfds_catalog_dataset_from_local_data(tmp_path):
 def test_tfds_never_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         make_dataset(
-            "cub", tmp_path, "train", training=True, batch_size=2, source="tfds"
+            "cub",
+            tmp_path,
+            "train",
+            training=True,
+            batch_size=2,
+            source="tfds",
         )
     with pytest.raises(
         ValueError, match="not in the tensorflow-datasets catalog"
@@ -425,7 +433,10 @@ def _write_shard(path, examples):
     with tf.io.TFRecordWriter(str(path)) as writer:
         for index, (label, image_bytes) in enumerate(examples):
             example = records.encode_example(
-                image_bytes=image_bytes, label=label, height=SIZE, width=SIZE,
+                image_bytes=image_bytes,
+                label=label,
+                height=SIZE,
+                width=SIZE,
                 filename=f"{index}.jpg",
             )
             writer.write(example.SerializeToString())
@@ -446,8 +457,14 @@ PLAIN_SPEC = datasets.DatasetSpec(
 
 def _read_all(folder, split="validation", training=False):
     dataset = make_dataset(
-        PLAIN_SPEC, folder, split, training=training, batch_size=2,
-        image_size=8, seed=0, repeat=False,
+        PLAIN_SPEC,
+        folder,
+        split,
+        training=training,
+        batch_size=2,
+        image_size=8,
+        seed=0,
+        repeat=False,
     )
     return [labels.numpy() for _, labels in dataset]
 

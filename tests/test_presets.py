@@ -87,7 +87,11 @@ def test_preset_builds_runs_and_matches_the_paper(name):
         )
     for size, locations, paper in EXPECTED_FLOPS.get(name, []):
         result = profiling.profile(model, size, locations)
-        assert abs(result["flops"] / 1e9 - paper) <= 0.03 * paper, (size, locations, result)
+        assert abs(result["flops"] / 1e9 - paper) <= 0.03 * paper, (
+            size,
+            locations,
+            result,
+        )
     del model
     keras.backend.clear_session()
     gc.collect()

@@ -138,7 +138,9 @@ def test_model_config_is_derived_once_per_recipe(monkeypatch):
 
 
 def test_resolve_from_a_preset():
-    assert recipes.resolve(preset="fmow_tnet_b0_896").name == "fmow_tnet_stage2"
+    assert (
+        recipes.resolve(preset="fmow_tnet_b0_896").name == "fmow_tnet_stage2"
+    )
     assert recipes.resolve(preset="tiny_test").name == "tiny_test"
     with pytest.raises(ValueError, match="exactly one"):
         recipes.resolve("tiny_test", preset="tiny_test")

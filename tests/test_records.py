@@ -76,7 +76,9 @@ def test_bad_box_shape_raises():
 def test_validate_example():
     parsed = records.parse_example(_serialized())
     assert records.validate_example(parsed, num_classes=10) == []
-    assert records.validate_example(parsed, num_classes=7, label_offset=1) == []
+    assert (
+        records.validate_example(parsed, num_classes=7, label_offset=1) == []
+    )
     assert "label 7 outside [0, 6]" in records.validate_example(parsed, 7)
     bad = records.parse_example(
         _serialized(image_bytes=b"", height=0, boxes=[[0.5, 0.0, 0.4, 1.2]])
@@ -119,7 +121,9 @@ def test_list_shards_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         records.list_shards(tmp_path / "missing", "train")
     _touch(tmp_path, records.shard_name("test", 0, 1))
-    with pytest.raises(ValueError, match="No complete 'train'.*Splits found: test"):
+    with pytest.raises(
+        ValueError, match="No complete 'train'.*Splits found: test"
+    ):
         records.list_shards(tmp_path, "train")
     _touch(tmp_path, records.shard_name("train", 0, 2))
     with pytest.raises(ValueError, match="incomplete: 1 of 2 shards missing"):

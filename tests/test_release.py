@@ -30,9 +30,9 @@ from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf import release
 from tnet_tf.backbones import efficientnet
-from tnet_tf.models import BaselineClassifier
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
+from tnet_tf.models import BaselineClassifier
 from tnet_tf.models import TNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +101,9 @@ def test_paper_defaults_stay_and_release_config_sets_the_release_switches():
         log_prob="sum",
     )
     baseline = release.release_config(presets.get("cub_en_b0"))
-    assert baseline == presets.get("cub_en_b0").replace(input_normalization="none")
+    assert baseline == presets.get("cub_en_b0").replace(
+        input_normalization="none"
+    )
     with pytest.raises(ValueError, match="input_normalization"):
         TNetConfig(input_normalization="imagenet")
 
@@ -132,7 +134,9 @@ def test_unnormalised_efficientnet_gets_the_pixels_unchanged():
     images = np.random.uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_array_equal(_numpy(stem_input(images)), images)
     # The default keeps keras.applications' ImageNet normalisation.
-    default = backbones.build_backbone("efficientnet_b0", input_shape=(64, 64, 3))
+    default = backbones.build_backbone(
+        "efficientnet_b0", input_shape=(64, 64, 3)
+    )
     assert any(
         isinstance(layer, keras.layers.Normalization)
         for layer in default.model.layers
@@ -157,7 +161,10 @@ def test_unnormalised_baseline_round_trips_through_keras_file(tmp_path):
     )
     images = np.random.uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(
-        _numpy(loaded(images)["logits"]), _numpy(model(images)["logits"]), rtol=1e-5, atol=1e-5
+        _numpy(loaded(images)["logits"]),
+        _numpy(model(images)["logits"]),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -201,7 +208,10 @@ def test_tpu_checkpoint_initialises_the_backbone(tmp_path):
         "efficientnet_b0", input_shape=(64, 64, 3), input_normalization="none"
     ).model
     names = efficientnet.tpu_checkpoint_variables(source, "efficientnet-b0")
-    assert "efficientnet-b0/blocks_0/conv2d/kernel/ExponentialMovingAverage" in names
+    assert (
+        "efficientnet-b0/blocks_0/conv2d/kernel/ExponentialMovingAverage"
+        in names
+    )
     assert (
         "efficientnet-b0/blocks_1/tpu_batch_normalization_2/moving_variance"
         "/ExponentialMovingAverage" in names
@@ -210,8 +220,12 @@ def test_tpu_checkpoint_initialises_the_backbone(tmp_path):
     assert {id(v) for v in names.values()} == {id(v) for v in source.weights}
     tensors = {name: _numpy(variable) for name, variable in names.items()}
     # A real checkpoint also holds the raw weights, the classifier, the step.
-    tensors["efficientnet-b0/head/dense/kernel"] = np.zeros((1280, 1000), "float32")
-    tensors["efficientnet-b0/stem/conv2d/kernel"] = np.zeros((3, 3, 3, 32), "float32")
+    tensors["efficientnet-b0/head/dense/kernel"] = np.zeros(
+        (1280, 1000), "float32"
+    )
+    tensors["efficientnet-b0/stem/conv2d/kernel"] = np.zeros(
+        (3, 3, 3, 32), "float32"
+    )
     tensors["global_step"] = np.int64(7)
     prefix = str(tmp_path / "efficientnet-b0" / "model.ckpt")
     _write_checkpoint(prefix, tensors)
@@ -229,7 +243,9 @@ def test_tpu_checkpoint_initialises_the_backbone(tmp_path):
         ):
             np.testing.assert_array_equal(ours, theirs)
 
-    del tensors["efficientnet-b0/blocks_3/se/conv2d_1/bias/ExponentialMovingAverage"]
+    del tensors[
+        "efficientnet-b0/blocks_3/se/conv2d_1/bias/ExponentialMovingAverage"
+    ]
     broken = str(tmp_path / "broken" / "model.ckpt")
     _write_checkpoint(broken, tensors)
     with pytest.raises(ValueError, match="blocks_3/se/conv2d_1/bias"):
@@ -331,7 +347,9 @@ def converted(tmp_path_factory):
 
 def test_converted_model_keeps_the_release_switches(converted):
     model = converted["model"]
-    assert model.config == release.release_config(presets.get("fmow_tnet_b0_896"))
+    assert model.config == release.release_config(
+        presets.get("fmow_tnet_b0_896")
+    )
     assert model.location_module.normalize_logits
     assert not any(
         isinstance(layer, keras.layers.Normalization)
@@ -382,7 +400,9 @@ def test_corrupted_checkpoint_names_every_key_at_fault(tmp_path):
 
     output = tmp_path / "out" / "model.keras"
     process = _run_entry_point(
-        "--recipe=fmow_tnet_stage2", f"--checkpoint={prefix}", f"--output={output}"
+        "--recipe=fmow_tnet_stage2",
+        f"--checkpoint={prefix}",
+        f"--output={output}",
     )
     assert process.returncode != 0
     assert "Traceback" not in process.stderr
@@ -397,10 +417,17 @@ def test_corrupted_checkpoint_names_every_key_at_fault(tmp_path):
     [
         ({"recipe": "fmow_tnet_stage2", "output": "x.keras"}, "--checkpoint"),
         (
-            {"recipe": "no_such_recipe", "checkpoint": "ckpt", "output": "x.keras"},
+            {
+                "recipe": "no_such_recipe",
+                "checkpoint": "ckpt",
+                "output": "x.keras",
+            },
             "no_such_recipe",
         ),
-        ({"preset": "fmow_tnet_b0", "checkpoint": "ckpt", "output": "x.h5"}, ".keras"),
+        (
+            {"preset": "fmow_tnet_b0", "checkpoint": "ckpt", "output": "x.h5"},
+            ".keras",
+        ),
     ],
     ids=["no-checkpoint", "unknown-recipe", "not-keras"],
 )

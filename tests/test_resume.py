@@ -67,8 +67,9 @@ def _seeded_batches(data_dir, skip_batches=0, count=4):
 def test_seeded_pipeline_repeats_and_skips_to_the_same_batches(data_dir):
     # A seed alone (no `deterministic=True`) gives the same batches; the
     # skip crosses a pass of the repeated, reshuffled records.
-    first, second = _seeded_batches(data_dir, count=7), _seeded_batches(
-        data_dir, count=7
+    first, second = (
+        _seeded_batches(data_dir, count=7),
+        _seeded_batches(data_dir, count=7),
     )
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
@@ -145,8 +146,9 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     with open(logs["r"], "w") as r_log:
         _finish(_train(killed_dir, data_dir, r_log), logs["r"])
     assert not (killed_dir / training.BACKUP_FOLDER).exists()
-    expected, resumed = _final_weights(uninterrupted_dir), _final_weights(
-        killed_dir
+    expected, resumed = (
+        _final_weights(uninterrupted_dir),
+        _final_weights(killed_dir),
     )
     assert len(expected) == len(resumed)
     for want, got in zip(expected, resumed):

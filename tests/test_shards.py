@@ -32,7 +32,9 @@ def _items(root, broken=True):
 
 def _write(items, output_dir, **options):
     options.setdefault("show_progress", False)
-    return shards.write_sharded(items, output_dir, "train", NUM_SHARDS, **options)
+    return shards.write_sharded(
+        items, output_dir, "train", NUM_SHARDS, **options
+    )
 
 
 def _contents(directory):
@@ -132,7 +134,9 @@ def test_killed_conversion_leaves_no_partial_shard(tmp_path):
                              encode=encode, num_workers=1, show_progress=False)
         """
     )
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True
+    )
     assert process.returncode == -signal.SIGKILL
     leftovers = sorted(os.listdir(tmp_path / "out"))
     assert records.shard_name("train", 1, 3) + ".tmp-" in " ".join(leftovers)
@@ -141,7 +145,9 @@ def test_killed_conversion_leaves_no_partial_shard(tmp_path):
     items = [images.ImageItem(path=item.path, label=0) for item in items]
     report = _write(items, tmp_path / "out")
     assert report.reused_shards == 1
-    assert not [name for name in os.listdir(tmp_path / "out") if ".tmp-" in name]
+    assert not [
+        name for name in os.listdir(tmp_path / "out") if ".tmp-" in name
+    ]
     _write(items, tmp_path / "reference")
     assert _contents(tmp_path / "out") == _contents(tmp_path / "reference")
 
@@ -161,14 +167,19 @@ def test_changed_inputs_rewrite_their_shards(tmp_path):
     }
     assert labels == {9}
     # Another shard count replaces the old shards instead of mixing with them.
-    shards.write_sharded(items, tmp_path / "out", "train", 2, show_progress=False)
+    shards.write_sharded(
+        items, tmp_path / "out", "train", 2, show_progress=False
+    )
     assert len(records.list_shards(tmp_path / "out", "train")) == 2
 
 
 def test_examples_rejections_and_label_checks(tmp_path):
     examples = [
         records.encode_example(
-            image_bytes=b"\xff\xd8\xff", label=label, height=1, width=1,
+            image_bytes=b"\xff\xd8\xff",
+            label=label,
+            height=1,
+            width=1,
             filename=f"{label}.jpg",
         )
         for label in range(5)
@@ -187,7 +198,11 @@ def test_examples_rejections_and_label_checks(tmp_path):
     assert ("raw/x.jpg", "no label") in report.skipped
     # A factory of items works too; shards may be empty.
     report = shards.write_sharded(
-        lambda: iter(examples[:1]), tmp_path / "few", "test", 2, show_progress=False
+        lambda: iter(examples[:1]),
+        tmp_path / "few",
+        "test",
+        2,
+        show_progress=False,
     )
     assert report.written == 1
     assert len(records.list_shards(tmp_path / "few", "test")) == 2

@@ -13,12 +13,11 @@ from tnet_tf import TNet
 from tnet_tf import backup
 from tnet_tf import callbacks
 from tnet_tf import config as config_lib
-from tnet_tf.models import image_classifier
-from tnet_tf.models import replica_steps
 from tnet_tf import presets
 from tnet_tf import schedules
 from tnet_tf import training
 from tnet_tf import viz
+from tnet_tf.models import image_classifier
 
 SIDE = 48  # input pixels: above the base resolution 32, small to be fast
 
@@ -343,7 +342,10 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(
 
     uninterrupted = new_model()
     uninterrupted.fit(
-        dataset(), epochs=2, steps_per_epoch=steps_per_epoch, verbose=0,
+        dataset(),
+        epochs=2,
+        steps_per_epoch=steps_per_epoch,
+        verbose=0,
         shuffle=False,  # as training.fit passes for a dataset
     )
     steps = steps_per_epoch or 4
@@ -394,7 +396,9 @@ def test_backup_restores_both_optimizers(tmp_path):
         resume = callbacks.ResumableBackupAndRestore(
             str(tmp_path), delete_backup=False
         )
-        model.fit(*random_batch(4), batch_size=2, callbacks=[resume], verbose=0)
+        model.fit(
+            *random_batch(4), batch_size=2, callbacks=[resume], verbose=0
+        )
 
     trained = new_model()
     fit(trained)
@@ -497,8 +501,9 @@ def test_a_skipped_step_leaves_batch_norm_statistics_unchanged():
     model.train_on_batch(images, labels)
     before = _training_state(model)
     images[0, 0, 0, 0] = np.nan
-    assert model.train_on_batch(images, labels, return_dict=True)[
-        "skipped_steps"
-    ] == 1.0
+    assert (
+        model.train_on_batch(images, labels, return_dict=True)["skipped_steps"]
+        == 1.0
+    )
     for got, want in zip(_training_state(model), before):
         np.testing.assert_array_equal(got, want)

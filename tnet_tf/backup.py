@@ -135,9 +135,7 @@ class TrainingBackup:
 
     def save(self, model, position):
         """Backs up `model` at `position` (a `TrainingPosition`)."""
-        name = (
-            f"state-epoch{position.epoch}-step{position.step}.weights.h5"
-        )
+        name = f"state-epoch{position.epoch}-step{position.step}.weights.h5"
         directory = self.directory if self.writer else tempfile.mkdtemp()
         try:
             metadata = self._metadata() if self.writer else None
@@ -207,4 +205,3 @@ def backup_position(workdir):
     pass `input_starts_at="backup"` to `tnet_tf.training.fit`."""
     position = TrainingBackup(os.path.join(workdir, BACKUP_FOLDER)).position()
     return position or TrainingPosition()
-

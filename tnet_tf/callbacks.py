@@ -176,8 +176,12 @@ class AttentionImagesCallback(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
         drawn = draw_attended_boxes(self.model, self.images)
         with self._writer.as_default():
-            tf.summary.image("attended_regions", drawn, step=epoch,
-                             max_outputs=self.max_images)
+            tf.summary.image(
+                "attended_regions",
+                drawn,
+                step=epoch,
+                max_outputs=self.max_images,
+            )
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -211,24 +215,30 @@ def make_callbacks(
     """
     callbacks = []
     if backup:
-        callbacks.append(ResumableBackupAndRestore(
-            os.path.join(workdir, BACKUP_FOLDER),
-            backup_steps=backup_steps,
-            input_starts_at=input_starts_at,
-            delete_backup=delete_backup,
-        ))
+        callbacks.append(
+            ResumableBackupAndRestore(
+                os.path.join(workdir, BACKUP_FOLDER),
+                backup_steps=backup_steps,
+                input_starts_at=input_starts_at,
+                delete_backup=delete_backup,
+            )
+        )
     if best_checkpoint:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, "checkpoints", "best.keras"),
-            monitor=monitor,
-            mode="max",
-            save_best_only=True,
-        ))
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(workdir, "checkpoints", "best.keras"),
+                monitor=monitor,
+                mode="max",
+                save_best_only=True,
+            )
+        )
     if tensorboard:
         log_dir = os.path.join(workdir, "logs")
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
         if validation_images is not None:
-            callbacks.append(AttentionImagesCallback(
-                validation_images, os.path.join(log_dir, "attention")
-            ))
+            callbacks.append(
+                AttentionImagesCallback(
+                    validation_images, os.path.join(log_dir, "attention")
+                )
+            )
     return callbacks

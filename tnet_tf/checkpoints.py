@@ -129,9 +129,7 @@ def load_variables(
         ("with the wrong shape", misshaped),
     ):
         if items:
-            problems.append(
-                f"{len(items)} {title}:\n  " + "\n  ".join(items)
-            )
+            problems.append(f"{len(items)} {title}:\n  " + "\n  ".join(items))
     if problems:
         raise ValueError(
             f"The {description} at '{path}' does not fit the model: "
@@ -145,7 +143,8 @@ def load_variables(
             # Several checkpoint scalars share one variable: gather them.
             variable_id = id(target.variable)
             current = elements.setdefault(
-                variable_id, (target.variable, np.array(target.variable.numpy()))
+                variable_id,
+                (target.variable, np.array(target.variable.numpy())),
             )[1]
             current[target.index] = np.reshape(value, ())
         else:

@@ -29,7 +29,9 @@ def _as_pair(value, name):
         return (value, value)
     pair = tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
+        raise ValueError(
+            f"`{name}` must be an int or a pair of ints, got {value!r}."
+        )
     return pair
 
 
@@ -39,7 +41,9 @@ class _ConfigMixin:
         out = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            out[field.name] = list(value) if isinstance(value, tuple) else value
+            out[field.name] = (
+                list(value) if isinstance(value, tuple) else value
+            )
         return out
 
     @classmethod
@@ -206,8 +210,12 @@ class TNetConfig(_ConfigMixin):
             set_("tap_slice", tuple(self.tap_slice))
         _check_input_normalization(self.input_normalization)
         _check(self.num_classes >= 1, "num_classes", self.num_classes)
-        _check(self.base_resolution >= 1, "base_resolution", self.base_resolution)
-        _check(self.grid_size >= 2, "grid_size", self.grid_size, "must be >= 2")
+        _check(
+            self.base_resolution >= 1, "base_resolution", self.base_resolution
+        )
+        _check(
+            self.grid_size >= 2, "grid_size", self.grid_size, "must be >= 2"
+        )
         _check(
             0.0 < self.cell_fraction <= 1.0,
             "cell_fraction",
@@ -384,7 +392,9 @@ def apply_overrides(config, overrides):
     changes = {}
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"Override {item!r} is not of the form key=value.")
+            raise ValueError(
+                f"Override {item!r} is not of the form key=value."
+            )
         key, raw = (part.strip() for part in item.split("=", 1))
         if key not in known:
             raise ValueError(

@@ -48,7 +48,9 @@ def make_strategy(kind="default", devices=None):
     if kind not in STRATEGY_KINDS:
         raise ValueError(f"`kind` must be one of {STRATEGY_KINDS}: {kind!r}.")
     if devices is not None and kind != "mirrored":
-        raise ValueError(f"`devices` applies to 'mirrored' only, not {kind!r}.")
+        raise ValueError(
+            f"`devices` applies to 'mirrored' only, not {kind!r}."
+        )
     if kind == "default":
         return tf.distribute.get_strategy()
     if kind == "mirrored":
@@ -351,8 +353,10 @@ def train_loop(
             position = training.TrainingPosition(epoch, step + 1, batches)
             callback_list.on_train_batch_end(step, logs)
             last_step = step + 1 == steps  # the epoch-end backup follows
-            if backup is not None and not last_step and training.backup_due(
-                batches - 1, batches, backup_steps
+            if (
+                backup is not None
+                and not last_step
+                and training.backup_due(batches - 1, batches, backup_steps)
             ):
                 backup.save(model, position)
             if model.stop_training:

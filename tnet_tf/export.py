@@ -22,7 +22,8 @@ ones; it takes only the empty setting `[]` and attends its whole image):
   [-1, 1]), so images of different sizes share a batch.
 
 Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
-(their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes` `(batch, T, 4)` normalised `y0, x0, y1, x1`,
+(their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes`
+`(batch, T, 4)` normalised `y0, x0, y1, x1`,
 `attended_levels` int32 `(batch, T)`, `attended_cells` int32 `(batch, T)`,
 `attended_log_probs` `(batch, T)` and, with feature weighting,
 `feature_weights` `(batch, T)`. The names are those of the model's output

@@ -179,7 +179,8 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
         inside = y_inside[..., :, None] & x_inside[..., None, :]
         crops *= tf.cast(inside, crops.dtype)[..., None]
     crops = tf.reshape(
-        crops, tf.stack([-1, rows.cell_size, cols.cell_size, tf.shape(regions)[3]])
+        crops,
+        tf.stack([-1, rows.cell_size, cols.cell_size, tf.shape(regions)[3]]),
     )
     if _is_static(rows.cell_size, cols.cell_size):
         crops = tf.ensure_shape(
@@ -253,7 +254,9 @@ def resample_obstacle(
     for level in range(2, depth + 2):
         layouts = [cell_layout(s, grid_size, cell_fraction) for s in size]
         if any(layout.pad_before or layout.pad_after for layout in layouts):
-            return f"the grid over the {size[0]}x{size[1]} px regions is padded"
+            return (
+                f"the grid over the {size[0]}x{size[1]} px regions is padded"
+            )
         size = tuple(layout.cell_size for layout in layouts)
         if size == (side, side):
             continue

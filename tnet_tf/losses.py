@@ -76,7 +76,9 @@ def hybrid_reinforce_loss(
         and `baseline_target` (the reward mean the baseline moves towards).
     """
     if variant not in LOSS_VARIANTS:
-        raise ValueError(f"`variant` must be one of {LOSS_VARIANTS}, got {variant!r}.")
+        raise ValueError(
+            f"`variant` must be one of {LOSS_VARIANTS}, got {variant!r}."
+        )
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     baseline = tf.stop_gradient(tf.cast(baseline, tf.float32))
     batch = tf.cast(tf.shape(labels)[0], tf.float32)
@@ -101,7 +103,9 @@ def hybrid_reinforce_loss(
     vector_reward = rewards(tiled_labels, per_feature_logits)  # (N, T)
     attended_f = tf.cast(attended, tf.float32)
     num_attended = tf.reduce_sum(attended_f) / batch  # |l| per image
-    ce_mask = tf.cast(included, tf.float32) if variant == "release" else attended_f
+    ce_mask = (
+        tf.cast(included, tf.float32) if variant == "release" else attended_f
+    )
     ce_count = tf.reduce_sum(ce_mask)
     per_feature_ce = tf.math.divide_no_nan(
         tf.reduce_sum(vector_ce * ce_mask), ce_count
@@ -116,7 +120,9 @@ def hybrid_reinforce_loss(
         per_feature_ce_weight * aggregate_ce
         + reinforce_weight * per_feature_reinforce_weight * reinforce
         + (1.0 - per_feature_ce_weight) * per_feature_ce
-        + reinforce_weight * (1.0 - per_feature_reinforce_weight) * per_feature_reinforce
+        + reinforce_weight
+        * (1.0 - per_feature_reinforce_weight)
+        * per_feature_reinforce
     )
     mean_reward = tf.reduce_mean(reward)
     if variant == "release":
@@ -156,9 +162,7 @@ def contrastive_loss(features, labels, margin):
     all pairs of the batch, `i = j` included; `S_ij = 1` for equal labels.
     """
     features = tf.cast(features, tf.float32)
-    normalized = features / (
-        tf.norm(features, axis=-1, keepdims=True) + 1e-10
-    )
+    normalized = features / (tf.norm(features, axis=-1, keepdims=True) + 1e-10)
     cosine = tf.matmul(normalized, normalized, transpose_b=True)
     labels = tf.reshape(labels, [-1])
     same = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32)

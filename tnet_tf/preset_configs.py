@@ -106,7 +106,10 @@ for _suffix, _size, _dropout, _drop_connect in (
     )
 
 # === CUB-200-2011 and NABirds (Fig. 3): fine-tuned TNet-B0..B4 and EN-B0..B4 ===
-for _dataset, _classes, _contrastive in (("cub", 200, 100.0), ("nabirds", 555, 50.0)):
+for _dataset, _classes, _contrastive in (
+    ("cub", 200, 100.0),
+    ("nabirds", 555, 50.0),
+):
     for _index in range(5):
         _backbone = f"efficientnet_b{_index}"
         # The release trained NABirds TNet-B3/B4 with 3 locations (Q16).

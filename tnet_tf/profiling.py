@@ -19,7 +19,7 @@ import math
 import sys
 import warnings
 
-import keras  # the docstrings' examples use it
+import keras  # noqa: F401 (the docstrings' examples use it)
 import tensorflow as tf
 
 # Ops whose cost is a per-output-element dot product. Everything else

@@ -24,9 +24,13 @@ class Registry:
         if obj is None:
             return lambda fn: self.register(name, fn)
         if not isinstance(name, str) or not name:
-            raise ValueError(f"A {self.kind} name must be a non-empty string, got {name!r}.")
+            raise ValueError(
+                f"A {self.kind} name must be a non-empty string, got {name!r}."
+            )
         if name in self._entries:
-            raise ValueError(f"The {self.kind} '{name}' is already registered.")
+            raise ValueError(
+                f"The {self.kind} '{name}' is already registered."
+            )
         self._entries[name] = obj
         return obj
 

@@ -29,12 +29,12 @@ import keras
 
 from tnet_tf import backbones
 from tnet_tf import checkpoints
+from tnet_tf import models
 from tnet_tf import presets
 from tnet_tf import recipes
 from tnet_tf.backbones import efficientnet
 from tnet_tf.config import BaselineConfig
 from tnet_tf.config import TNetConfig
-from tnet_tf import models
 
 # The release's values of the switches whose defaults follow the paper.
 RELEASE_SETTINGS = {
@@ -213,7 +213,9 @@ def _bagnet_variables(backbone):
             role = "shortcut_comp" if shortcut else f"comp_{index}"
             scope = f"{part}_{block}/{role}"
         mapping.update(
-            checkpoints.layer_variables(f"feature_extraction/{scope}/conv2d", layer)
+            checkpoints.layer_variables(
+                f"feature_extraction/{scope}/conv2d", layer
+            )
         )
     return mapping
 

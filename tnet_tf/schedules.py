@@ -37,4 +37,6 @@ def learning_rate_schedule(
         raise ValueError(f"`drops` must be increasing, got {drops}.")
     boundaries = [int(total_steps * f) for f in drops]
     values = [initial_learning_rate * factor**i for i in range(len(drops) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        boundaries, values
+    )

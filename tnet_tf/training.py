@@ -27,6 +27,18 @@ from tnet_tf.backup import backup_position
 from tnet_tf.callbacks import make_callbacks
 from tnet_tf.schedules import learning_rate_schedule
 
+__all__ = [
+    "BACKUP_FOLDER",
+    "DEFAULT_BACKUP_STEPS",
+    "TrainingBackup",
+    "TrainingPosition",
+    "backup_due",
+    "backup_position",
+    "fit",
+    "learning_rate_schedule",
+    "make_callbacks",
+]
+
 
 def fit(
     model,

@@ -135,7 +135,9 @@ def build_backbone(
         try:
             builder = BACKBONES.get(name)
         except ValueError as error:
-            raise ValueError(f"{error}, or 'keras.applications.<ClassName>'.") from None
+            raise ValueError(
+                f"{error}, or 'keras.applications.<ClassName>'."
+            ) from None
     spec = builder(
         name,
         input_shape=input_shape,

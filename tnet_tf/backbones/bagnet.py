@@ -104,7 +104,9 @@ def bottleneck_block(x, filters, kernel_size, strides, padding, name):
 
     if padding == "valid" and kernel_size > 1:
         crop = ((kernel_size - 1) // 2, kernel_size // 2)
-        shortcut = keras.layers.Cropping2D((crop, crop), name=f"{name}_crop")(shortcut)
+        shortcut = keras.layers.Cropping2D((crop, crop), name=f"{name}_crop")(
+            shortcut
+        )
     if strides > 1 or shortcut.shape[-1] != output_filters:
         shortcut = _conv(
             output_filters,

@@ -65,7 +65,9 @@ def build_efficientnet(
             "drop_connect_rate, and dropout in the classification module. "
             f"Received: dropout_rate={dropout_rate}"
         )
-    tap_layer, tap_slice = default_tap(name, grid_size, efficientnet.TAPS[name])
+    tap_layer, tap_slice = default_tap(
+        name, grid_size, efficientnet.TAPS[name]
+    )
 
     def build(normalization):
         return efficientnet.efficientnet(
@@ -152,7 +154,9 @@ class _ApplicationPreprocessing(keras.layers.Layer):
     def __init__(self, application, **kwargs):
         super().__init__(**kwargs)
         self.application = application
-        module = sys.modules[getattr(keras.applications, application).__module__]
+        module = sys.modules[
+            getattr(keras.applications, application).__module__
+        ]
         self._preprocess_input = getattr(module, "preprocess_input", None)
 
     def call(self, images):
@@ -198,9 +202,9 @@ def build_keras_application(
     feature_layer = model.layers[-1].name
     features = model.output
     if dropout_rate:
-        features = keras.layers.SpatialDropout2D(dropout_rate, name="features_dropout")(
-            features
-        )
+        features = keras.layers.SpatialDropout2D(
+            dropout_rate, name="features_dropout"
+        )(features)
         feature_layer = "features_dropout"
     # keras.applications wraps `input_tensor`'s source in a list; a model on
     # the bare input takes a plain tensor without a structure warning.

@@ -91,7 +91,9 @@ def set_imagenet_normalization(model):
         model: a `keras.Model` containing exactly one `Normalization` layer.
     """
     layers = [
-        layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Normalization)
     ]
     if len(layers) != 1:
         raise ValueError(
@@ -100,7 +102,9 @@ def set_imagenet_normalization(model):
         )
     layer = layers[0]
     layer.adapt_mean.assign(np.asarray(IMAGENET_MEAN_RGB, "float32"))
-    layer.adapt_variance.assign(np.square(np.asarray(IMAGENET_STDDEV_RGB, "float32")))
+    layer.adapt_variance.assign(
+        np.square(np.asarray(IMAGENET_STDDEV_RGB, "float32"))
+    )
     # The layer caches mean/variance as tensors; refresh them.
     layer.finalize_state()
 
@@ -172,6 +176,7 @@ def tpu_checkpoint_variables(model, scope):
         model: a backbone built by `efficientnet`.
         scope: the checkpoint's model scope, e.g. `"efficientnet-b0"`.
     """
+
     def names(prefix, *layers):
         # TF 1 layer names count up per type within a scope: conv2d,
         # conv2d_1, ...; depthwise convs have their own name.
@@ -243,7 +248,10 @@ def load_tpu_checkpoint(model, path, variant):
 
 
 def efficientnet(
-    variant, input_shape, drop_connect_rate=None, input_normalization="backbone"
+    variant,
+    input_shape,
+    drop_connect_rate=None,
+    input_normalization="backbone",
 ):
     """Builds a `keras.applications` EfficientNet that takes [-1, 1] pixels.
 
@@ -306,7 +314,9 @@ def _without_input_preprocessing(model):
     skipped = {
         layer.name
         for layer in model.layers
-        if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
+        if isinstance(
+            layer, (keras.layers.Rescaling, keras.layers.Normalization)
+        )
     }
     if len(skipped) != 2:
         raise ValueError(

@@ -89,7 +89,8 @@ def check_tap_slice(tap_slice):
         isinstance(tap_slice, (tuple, list))
         and len(tap_slice) == 3
         and all(
-            value is None or (isinstance(value, int) and not isinstance(value, bool))
+            value is None
+            or (isinstance(value, int) and not isinstance(value, bool))
             for value in tap_slice
         )
         and tap_slice[2] != 0

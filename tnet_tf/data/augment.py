@@ -70,7 +70,9 @@ def _to_float(image):
 
 def decode_image(image_bytes):
     """Decodes JPEG, PNG, GIF or BMP bytes to float32 `(H, W, 3)` in [0, 1]."""
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.io.decode_image(
+        image_bytes, channels=3, expand_animations=False
+    )
     image.set_shape([None, None, 3])
     return _to_float(image)
 
@@ -342,7 +344,9 @@ def preprocess_for_evaluation(image_bytes, image_size):
     return scale_to_minus_one_one(image)
 
 
-def preprocess_for_training(image_bytes, boxes, image_size, augmentation, seed):
+def preprocess_for_training(
+    image_bytes, boxes, image_size, augmentation, seed
+):
     """The release's training preprocessing of one encoded image.
 
     Args:

@@ -21,13 +21,10 @@ def check_layout(canvas_size, num_digits, num_label_digits, num_noise):
     """Raises `ValueError` unless canvases of these settings can be laid out."""
     if canvas_size < DIGIT_SIZE:
         raise ValueError(
-            f"`canvas_size` must be at least {DIGIT_SIZE}, got "
-            f"{canvas_size}."
+            f"`canvas_size` must be at least {DIGIT_SIZE}, got {canvas_size}."
         )
     if num_digits < 1:
-        raise ValueError(
-            f"`num_digits` must be at least 1, got {num_digits}."
-        )
+        raise ValueError(f"`num_digits` must be at least 1, got {num_digits}.")
     if not 1 <= num_label_digits <= num_digits:
         raise ValueError(
             f"`num_label_digits` must be in [1, num_digits={num_digits}], "
@@ -134,7 +131,9 @@ def noise_patches(rng, count, size=DIGIT_SIZE, segments_per_patch=2):
     angle = rng.uniform(0.0, np.pi, size=shape)
     length = rng.uniform(0.35 * size, 0.75 * size, size=shape)
     half_width = rng.uniform(0.8, 1.6, size=shape)
-    step = np.stack([np.sin(angle), np.cos(angle)], axis=-1) * length[..., None]
+    step = (
+        np.stack([np.sin(angle), np.cos(angle)], axis=-1) * length[..., None]
+    )
     end = np.clip(start + step, 2.0, size - 3.0)
     direction = end - start  # (count, segments, 2)
     grid = np.stack(np.mgrid[0:size, 0:size], axis=-1).astype(np.float64)

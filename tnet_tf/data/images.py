@@ -106,7 +106,10 @@ def _recover_truncated(data, height, width, min_intact_fraction, error):
     image, error = _try(tf.io.decode_jpeg, data + _END_OF_IMAGE, channels=3)
     if error:
         return None, f"corrupt JPEG: {error}"
-    return image, f"truncated JPEG recovered ({intact} of {height} rows intact)"
+    return (
+        image,
+        f"truncated JPEG recovered ({intact} of {height} rows intact)",
+    )
 
 
 def _reencode_jpeg(data, quality, min_intact_fraction):
@@ -130,7 +133,10 @@ def _reencode_jpeg(data, quality, min_intact_fraction):
 
 
 def reencode_as_rgb_jpeg(
-    data, path="", quality=JPEG_QUALITY, min_intact_fraction=MIN_INTACT_FRACTION
+    data,
+    path="",
+    quality=JPEG_QUALITY,
+    min_intact_fraction=MIN_INTACT_FRACTION,
 ):
     """Turns raw image bytes into RGB JPEG bytes, or says why it cannot.
 
@@ -289,8 +295,11 @@ def encode_image_item(item):
     size = (height, width)
     if item.crop is not None:
         top, left, crop_height, crop_width = item.crop
-        if top < 0 or left < 0 or top + crop_height > height or (
-            left + crop_width > width
+        if (
+            top < 0
+            or left < 0
+            or top + crop_height > height
+            or (left + crop_width > width)
         ):
             return None, f"crop {item.crop} outside the {height}x{width} image"
         jpeg, height, width = crop_jpeg(jpeg, item.crop, item.max_smaller_side)

@@ -45,7 +45,9 @@ from tnet_tf.data.mnist_digits import NUM_CLASSES
 from tnet_tf.data.mnist_digits import SPLITS
 from tnet_tf.data.mnist_digits import check_split
 from tnet_tf.data.mnist_digits import load_mnist_digits
-from tnet_tf.data.mnist_digits import mnist_digits_path
+from tnet_tf.data.mnist_digits import (
+    mnist_digits_path,  # noqa: F401 (re-export)
+)
 from tnet_tf.data.mnist_digits import split_digit_indices
 
 DEFAULT_CANVAS_SIZE = 256
@@ -134,7 +136,9 @@ class MegapixelMNIST:
         self.digits_path = digits_path
         self._digits, self._digit_labels = load_mnist_digits(digits_path)
         self._pools = {
-            split: split_digit_indices(self._digit_labels, split, test_fraction)
+            split: split_digit_indices(
+                self._digit_labels, split, test_fraction
+            )
             for split in SPLITS
         }
 

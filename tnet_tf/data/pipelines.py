@@ -37,9 +37,11 @@ from tnet_tf.data import augment
 from tnet_tf.data import datasets
 from tnet_tf.data import record_source
 from tnet_tf.data import tfds_source
-from tnet_tf.data.tfds_source import has_tfds_metadata
-from tnet_tf.data.tfds_source import tfds_record_features
-from tnet_tf.data.tfds_source import write_tfds_metadata
+
+# Re-exported: callers (README, tests) reach the tfds metadata helpers here.
+from tnet_tf.data.tfds_source import has_tfds_metadata  # noqa: F401
+from tnet_tf.data.tfds_source import tfds_record_features  # noqa: F401
+from tnet_tf.data.tfds_source import write_tfds_metadata  # noqa: F401
 
 SOURCES = ("records", "tfds")
 # A fixed number of shards read in parallel, so the record order (and hence

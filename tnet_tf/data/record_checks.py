@@ -19,7 +19,9 @@ def _is_known_image(image_bytes):
         head = tf.strings.substr(image_bytes, at, len(signature))
         return tf.equal(head, signature)
 
-    known = [starts_with(signature) for signature, _ in images.IMAGE_SIGNATURES]
+    known = [
+        starts_with(signature) for signature, _ in images.IMAGE_SIGNATURES
+    ]
     known.append(tf.logical_and(starts_with(b"RIFF"), starts_with(b"WEBP", 8)))
     return tf.reduce_any(tf.stack(known), axis=0)
 
@@ -51,7 +53,9 @@ def check_records(labels, image_bytes, name, spec):
     label_check = records.assert_record(
         tf.reduce_all(label_ok),
         lambda: (
-            *name(first(label_ok)), ": label ", labels[first(label_ok)],
+            *name(first(label_ok)),
+            ": label ",
+            labels[first(label_ok)],
             f" outside [0, {spec.num_classes}) of dataset {spec.name}",
         ),
     )

@@ -204,7 +204,9 @@ def validate_example(example_dict, num_classes=None, label_offset=0):
     boxes = np.asarray(boxes, np.float32)
     for ymin, xmin, ymax, xmax in boxes.reshape(-1, 4):
         if not (0 <= ymin <= ymax <= 1 and 0 <= xmin <= xmax <= 1):
-            problems.append(f"bad box {[float(v) for v in (ymin, xmin, ymax, xmax)]}")
+            problems.append(
+                f"bad box {[float(v) for v in (ymin, xmin, ymax, xmax)]}"
+            )
     return problems
 
 
@@ -239,7 +241,9 @@ def list_shards(directory, split):
             found[name] = int(match.group("count"))
     if not found:
         matches = map(_SHARD_PATTERN.match, os.listdir(directory))
-        available = sorted({match.group("split") for match in matches if match})
+        available = sorted(
+            {match.group("split") for match in matches if match}
+        )
         raise ValueError(
             f"No complete '{split}' shards ({split}-NNNNN-of-NNNNN{SHARD_SUFFIX}) "
             f"in {directory!r}. Splits found: {', '.join(available) or 'none'}."
@@ -279,7 +283,8 @@ def assert_record(condition, message):
 
     def fail():
         parts = [
-            part if isinstance(part, str) or part.dtype == tf.string
+            part
+            if isinstance(part, str) or part.dtype == tf.string
             else tf.strings.as_string(part)
             for part in map(tf.convert_to_tensor, message())
         ]
@@ -328,12 +333,20 @@ def shard_records(path, size, check_chunk=None):
     def step(state, chunk):
         count, offset = state
         at_end = tf.equal(tf.size(chunk), 0)
-        complete = tf.logical_or(tf.logical_not(at_end), tf.equal(offset, size))
+        complete = tf.logical_or(
+            tf.logical_not(at_end), tf.equal(offset, size)
+        )
         assertion = assert_record(
             complete,
             lambda: (
-                path, "#", count, ": truncated or corrupt record; the shard "
-                "cannot be read past byte ", offset, " of its ", size,
+                path,
+                "#",
+                count,
+                ": truncated or corrupt record; the shard "
+                "cannot be read past byte ",
+                offset,
+                " of its ",
+                size,
             ),
         )
         chunk_size = tf.size(chunk, out_type=tf.int64)

@@ -73,7 +73,9 @@ class ConversionReport:
             f"{len(self.skipped)} skipped ({len(self.converted)} converted, "
             f"{self.reused_shards} shards kept from an earlier run)"
         ]
-        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        lines += [
+            f"  skipped {path}: {reason}" for path, reason in self.skipped
+        ]
         return "\n".join(lines)
 
 
@@ -87,7 +89,9 @@ def _identity(item):
 def _fingerprint(shard_items, index, num_shards):
     digest = hashlib.sha256(f"{index}/{num_shards}".encode())
     for item in shard_items:
-        digest.update(_identity(item).encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(
+            _identity(item).encode("utf-8", "surrogateescape") + b"\0"
+        )
     return digest.hexdigest()
 
 
@@ -148,9 +152,10 @@ def _convert_shard(
     """Writes one shard to `path` and returns its report."""
     report = ConversionReport(inputs=len(shard_items))
     chunk = 16 * num_workers  # bounds the decoded images held in memory
-    with tf.io.TFRecordWriter(path) as writer, (
-        concurrent.futures.ThreadPoolExecutor(num_workers)
-    ) as pool:
+    with (
+        tf.io.TFRecordWriter(path) as writer,
+        concurrent.futures.ThreadPoolExecutor(num_workers) as pool,
+    ):
         for start in range(0, len(shard_items), chunk):
             batch = shard_items[start : start + chunk]
             # `map` keeps the item order: shard bytes do not depend on timing.
@@ -165,8 +170,9 @@ def _convert_shard(
                     parsed = records.parse_example(serialized)
                     problems = records.validate_example(parsed, **checks)
                     if problems:
-                        example, note = None, "invalid record: " + "; ".join(
-                            problems
+                        example, note = (
+                            None,
+                            "invalid record: " + "; ".join(problems),
                         )
                 if example is None:
                     report.skipped.append((_path_of(item), note))
@@ -253,7 +259,12 @@ def write_sharded(
         temporary = f"{path}.tmp-{os.getpid()}"
         try:
             shard_report = _convert_shard(
-                shard_items, temporary, encode, num_workers, checks, progress,
+                shard_items,
+                temporary,
+                encode,
+                num_workers,
+                checks,
+                progress,
                 raw_dir,
             )
             # The sidecar lands first, so every shard file has its sidecar.
@@ -281,7 +292,9 @@ class ProgressBar:
     seconds; in a log, one line is printed per tenth of the work.
     """
 
-    def __init__(self, total, label="", enabled=True, stream=None, interval=0.2):
+    def __init__(
+        self, total, label="", enabled=True, stream=None, interval=0.2
+    ):
         self.total, self.label, self.enabled = total, label, enabled
         self.stream = stream or sys.stderr
         self.interval = interval

@@ -94,10 +94,19 @@ class DemoConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for key in ("train_canvases", "validation_canvases", "test_canvases",
-                    "pretrain_digits", "pretrain_epochs", "max_epochs",
-                    "full_cnn_max_epochs", "patience", "batch_size",
-                    "locations", "pictures"):
+        for key in (
+            "train_canvases",
+            "validation_canvases",
+            "test_canvases",
+            "pretrain_digits",
+            "pretrain_epochs",
+            "max_epochs",
+            "full_cnn_max_epochs",
+            "patience",
+            "batch_size",
+            "locations",
+            "pictures",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(
                     f"`{key}` must be >= 1, got {getattr(self, key)}."
@@ -127,8 +136,8 @@ class DemoConfig:
         """TNet's location settings the table reports: every
         `evaluation_locations` and `locations`, ascending, as `[k]`."""
         return [
-            [k] for k in sorted(set(self.evaluation_locations)
-                                | {self.locations})
+            [k]
+            for k in sorted(set(self.evaluation_locations) | {self.locations})
         ]
 
 

@@ -61,21 +61,27 @@ def generate_parts(config, verbose):
     bar: validation canvases are further canvases of the train split, held
     out for early stopping; test canvases are the test split's."""
     progress = keras.utils.Progbar(
-        config.train_canvases + config.validation_canvases
+        config.train_canvases
+        + config.validation_canvases
         + config.test_canvases,
         unit_name="canvas",
         verbose=verbose,
     )
-    train = Part(*generate_canvases(
-        config, "train", config.train_canvases, progress
-    ))
-    validation = Part(*generate_canvases(
-        config, "train", config.validation_canvases, progress,
-        start=config.train_canvases,
-    ))
-    test = Part(*generate_canvases(
-        config, "test", config.test_canvases, progress
-    ))
+    train = Part(
+        *generate_canvases(config, "train", config.train_canvases, progress)
+    )
+    validation = Part(
+        *generate_canvases(
+            config,
+            "train",
+            config.validation_canvases,
+            progress,
+            start=config.train_canvases,
+        )
+    )
+    test = Part(
+        *generate_canvases(config, "test", config.test_canvases, progress)
+    )
     return train, validation, test
 
 
@@ -94,10 +100,14 @@ def canvas_dataset(canvases, labels, batch_size, side=None, shuffle_seed=None):
     dataset = tf.data.Dataset.from_tensor_slices((canvases, labels))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(canvases), seed=shuffle_seed)
-    return dataset.batch(batch_size).map(
-        lambda images, labels: (model_inputs(images, side), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).prefetch(tf.data.AUTOTUNE)
+    return (
+        dataset.batch(batch_size)
+        .map(
+            lambda images, labels: (model_inputs(images, side), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def training_data(train, validation, config, side):
@@ -105,7 +115,10 @@ def training_data(train, validation, config, side):
     the train canvases shuffled every epoch, the validation ones by 100."""
     return (
         canvas_dataset(
-            train.canvases, train.labels, config.batch_size, side,
+            train.canvases,
+            train.labels,
+            config.batch_size,
+            side,
             shuffle_seed=config.seed,
         ),
         canvas_dataset(validation.canvases, validation.labels, 100, side),

@@ -21,8 +21,10 @@ def centres_inside(boxes, centres):
     xmax)`, `(N or 1, T, 4)`) contains centre `n` (`(N, 2)`, `(y, x)`)."""
     y, x = centres[:, None, 0], centres[:, None, 1]
     return (
-        (boxes[..., 0] <= y) & (y < boxes[..., 2])
-        & (boxes[..., 1] <= x) & (x < boxes[..., 3])
+        (boxes[..., 0] <= y)
+        & (y < boxes[..., 2])
+        & (boxes[..., 1] <= x)
+        & (x < boxes[..., 3])
     )
 
 
@@ -43,9 +45,13 @@ def chance_localization(centres, locations, grid_size, cell_fraction, side):
     """`attended_centre_fraction` expected of `locations` distinct cells of
     the grid over a `side` px image, drawn uniformly at random: the level a
     policy must beat."""
-    cells = np.asarray(
-        geometry.grid_boxes(side, side, grid_size, cell_fraction), np.float64
-    ) / side
+    cells = (
+        np.asarray(
+            geometry.grid_boxes(side, side, grid_size, cell_fraction),
+            np.float64,
+        )
+        / side
+    )
     covering = np.sum(centres_inside(cells[None], centres), axis=1)
     total = grid_size * grid_size
     missing = [

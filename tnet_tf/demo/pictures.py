@@ -19,21 +19,25 @@ def accuracy_series(rows):
     """TNet's rows as one line, each CNN's row as a point, in millions of
     multiply-adds and top-1 percent."""
     tnet = [row for row in rows if row["model"] == TNET]
-    series = [{
-        "name": TNET,
-        "flops": [row["macs"] / 1e6 for row in tnet],
-        "accuracy": [100 * row["top1"] for row in tnet],
-        "annotations": [row["locations"] for row in tnet],
-        "kind": "line",
-    }]
+    series = [
+        {
+            "name": TNET,
+            "flops": [row["macs"] / 1e6 for row in tnet],
+            "accuracy": [100 * row["top1"] for row in tnet],
+            "annotations": [row["locations"] for row in tnet],
+            "kind": "line",
+        }
+    ]
     for row in rows:
         if row["model"] != TNET:
-            series.append({
-                "name": f"{row['model']} ({row['input_px']} px)",
-                "flops": [row["macs"] / 1e6],
-                "accuracy": [100 * row["top1"]],
-                "kind": "points",
-            })
+            series.append(
+                {
+                    "name": f"{row['model']} ({row['input_px']} px)",
+                    "flops": [row["macs"] / 1e6],
+                    "accuracy": [100 * row["top1"]],
+                    "kind": "points",
+                }
+            )
     return series
 
 
@@ -46,11 +50,14 @@ def draw_pictures(tnet, canvases, labels, rows, folder):
     outputs = tnet(pictures, training=False)
     location_probs = np.asarray(outputs["location_probs"][0])[:, 0]
     outputs = {
-        key: np.asarray(value) for key, value in outputs.items()
+        key: np.asarray(value)
+        for key, value in outputs.items()
         if key != "location_probs"
     }
     viz.attention_grid_png(
-        os.path.join(folder, "attention.png"), pictures, outputs,
+        os.path.join(folder, "attention.png"),
+        pictures,
+        outputs,
         labels=labels,
     )
     viz.location_probability_png(

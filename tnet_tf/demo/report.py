@@ -42,15 +42,21 @@ def evaluate_row(model, name, canvases, labels, setting, side, centres=None):
     )
     macs = profiling.profile(model, side, setting)["flops"]
     timing = experiment.measure_inference(
-        model, model_inputs(canvases[:32], side), setting,
-        repetitions=5, warmup=1,
+        model,
+        model_inputs(canvases[:32], side),
+        setting,
+        repetitions=5,
+        warmup=1,
     )
     located = chance = None
     if setting is not None:
         located = localization(model, canvases, centres, setting)
         config = model.config
         chance = chance_localization(
-            centres, setting[0], config.grid_size, config.cell_fraction,
+            centres,
+            setting[0],
+            config.grid_size,
+            config.cell_fraction,
             side,
         )
     return {
@@ -74,15 +80,22 @@ def evaluate_rows(tnet, settings, cnns, test, canvas_size, verbose):
     )
     rows = []
     for setting in settings:
-        rows.append(evaluate_row(
-            tnet, TNET, test.canvases, test.labels, setting, canvas_size,
-            test.centres,
-        ))
+        rows.append(
+            evaluate_row(
+                tnet,
+                TNET,
+                test.canvases,
+                test.labels,
+                setting,
+                canvas_size,
+                test.centres,
+            )
+        )
         progress.add(1)
     for name, (cnn, side) in cnns.items():
-        rows.append(evaluate_row(
-            cnn, name, test.canvases, test.labels, None, side
-        ))
+        rows.append(
+            evaluate_row(cnn, name, test.canvases, test.labels, None, side)
+        )
         progress.add(1)
     return rows
 
@@ -117,7 +130,8 @@ def comparison(rows, config):
     low = next(row for row in rows if row["model"] == CNN_DOWNSCALED)
     full = next(row for row in rows if row["model"] == CNN_FULL)
     equal = next(
-        row for row in tnet
+        row
+        for row in tnet
         if row["locations"] == str(config.equal_flops_locations)
     )
     cheap = [row for row in tnet if 3 * row["macs"] <= full["macs"]]
@@ -156,7 +170,8 @@ def training_lines(trainings):
     lines = []
     for name, result in trainings.items():
         ending = (
-            "stopped early" if result["stopped_early"]
+            "stopped early"
+            if result["stopped_early"]
             else "max_epochs reached, still improving"
         )
         lines.append(
@@ -171,28 +186,37 @@ def training_lines(trainings):
 def results_table(rows, config, trainings):
     """The printed table: the rows, then the claims and the training lines."""
     return experiment.format_table(
-        rows, TABLE_COLUMNS,
-        notes=[""] + summary_lines(rows, config) + [""]
+        rows,
+        TABLE_COLUMNS,
+        notes=[""]
+        + summary_lines(rows, config)
+        + [""]
         + training_lines(trainings),
     )
 
 
-def write_results(workdir, table, rows, config, trainings, pretrain_top1,
-                  total_seconds):
+def write_results(
+    workdir, table, rows, config, trainings, pretrain_top1, total_seconds
+):
     """`table.txt`, `results.csv` (the rows) and `results.json` (config,
     rows, claims, pretraining top-1, trainings and times) in `workdir`."""
     with open(os.path.join(workdir, TABLE_TXT), "w") as stream:
         stream.write(table + "\n")
     experiment.write_csv(os.path.join(workdir, RESULTS_CSV), rows)
     with open(os.path.join(workdir, RESULTS_JSON), "w") as stream:
-        json.dump({
-            "config": dataclasses.asdict(config),
-            "rows": rows,
-            "comparison": comparison(rows, config),
-            "pretrain_top1": pretrain_top1,
-            "training": trainings,
-            "training_seconds": {
-                name: result["seconds"] for name, result in trainings.items()
+        json.dump(
+            {
+                "config": dataclasses.asdict(config),
+                "rows": rows,
+                "comparison": comparison(rows, config),
+                "pretrain_top1": pretrain_top1,
+                "training": trainings,
+                "training_seconds": {
+                    name: result["seconds"]
+                    for name, result in trainings.items()
+                },
+                "total_seconds": total_seconds,
             },
-            "total_seconds": total_seconds,
-        }, stream, indent=2)
+            stream,
+            indent=2,
+        )

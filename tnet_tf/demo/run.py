@@ -57,30 +57,41 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
     weights, pretrain_top1 = training.pretrain_backbone(
         config, workdir, verbose
     )
-    print(f"digit top-1 on the test split's digits: {100 * pretrain_top1:.1f}%")
+    print(
+        f"digit top-1 on the test split's digits: {100 * pretrain_top1:.1f}%"
+    )
 
     stages.header(
         f"Training TNet at {config.locations} locations (at most "
         f"{config.max_epochs} epochs, early stopping)"
     )
     tnet = training.build_tnet(config, weights)
-    trainings = {TNET: training.train(
-        tnet, *data.training_data(train_part, validation, config, None),
-        config, os.path.join(workdir, "tnet"), verbose,
-    )}
+    trainings = {
+        TNET: training.train(
+            tnet,
+            *data.training_data(train_part, validation, config, None),
+            config,
+            os.path.join(workdir, "tnet"),
+            verbose,
+        )
+    }
     print(report.training_lines({TNET: trainings[TNET]})[0])
 
     cnns = {}
     for name, (folder, side, epochs) in training.cnn_runs(
-            config, tnet).items():
+        config, tnet
+    ).items():
         stages.header(
             f"Training the {name} at {side} px (at most {epochs} epochs, "
             "early stopping)"
         )
         cnn = training.build_cnn(config, folder, side, weights)
         trainings[name] = training.train(
-            cnn, *data.training_data(train_part, validation, config, side),
-            config, os.path.join(workdir, folder), verbose,
+            cnn,
+            *data.training_data(train_part, validation, config, side),
+            config,
+            os.path.join(workdir, folder),
+            verbose,
             max_epochs=epochs,
         )
         print(report.training_lines({name: trainings[name]})[0])
@@ -98,8 +109,11 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
             tnet, os.path.join(workdir, "export", "saved_model"), settings
         )
     pictures.draw_pictures(
-        tnet, test.canvases[: config.pictures], test.labels[: config.pictures],
-        rows, os.path.join(workdir, "figures"),
+        tnet,
+        test.canvases[: config.pictures],
+        test.labels[: config.pictures],
+        rows,
+        os.path.join(workdir, "figures"),
     )
 
     stages.header("Results")
@@ -125,8 +139,11 @@ class _Stages:
         return time.perf_counter() - self.started
 
     def header(self, text):
-        print(f"\n[{next(self.numbers)}/{self.count}] {text}  "
-              f"({self.elapsed():.0f} s so far)", flush=True)
+        print(
+            f"\n[{next(self.numbers)}/{self.count}] {text}  "
+            f"({self.elapsed():.0f} s so far)",
+            flush=True,
+        )
 
 
 @contextlib.contextmanager

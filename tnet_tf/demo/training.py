@@ -40,12 +40,14 @@ def pretrain_backbone(config, workdir, verbose):
     images, labels = digit_pretraining_set(config)
     keras.utils.set_random_seed(config.seed)
     with backbones.loading_saved_weights():  # random on purpose
-        model = presets.build_model(presets.get(CNN_FULL_PRESET).replace(
-            name="digit_pretraining",
-            image_size=config.pretrain_size,
-            backbone_dropout_rate=config.pretrain_dropout_rate,
-            dropout_rate=config.pretrain_dropout_rate,
-        ))
+        model = presets.build_model(
+            presets.get(CNN_FULL_PRESET).replace(
+                name="digit_pretraining",
+                image_size=config.pretrain_size,
+                backbone_dropout_rate=config.pretrain_dropout_rate,
+                dropout_rate=config.pretrain_dropout_rate,
+            )
+        )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     model.fit(
         images,
@@ -69,21 +71,25 @@ def build_tnet(config, weights):
     """TNet on `config.canvas_size` canvases from the pretrained backbone
     `weights`, attending `config.locations` cells by default."""
     keras.utils.set_random_seed(config.seed)
-    return presets.build_model(presets.get(TNET_PRESET).replace(
-        image_size=config.canvas_size,
-        backbone_weights=weights,
-        locations_per_level=(config.locations,),
-        seed=config.seed,
-    ))
+    return presets.build_model(
+        presets.get(TNET_PRESET).replace(
+            image_size=config.canvas_size,
+            backbone_weights=weights,
+            locations_per_level=(config.locations,),
+            seed=config.seed,
+        )
+    )
 
 
 def build_cnn(config, name, side, weights):
     """The tiny CNN `name` on `side` px inputs from the pretrained backbone
     `weights`."""
     keras.utils.set_random_seed(config.seed)
-    return presets.build_model(presets.get(CNN_FULL_PRESET).replace(
-        name=name, image_size=side, backbone_weights=weights
-    ))
+    return presets.build_model(
+        presets.get(CNN_FULL_PRESET).replace(
+            name=name, image_size=side, backbone_weights=weights
+        )
+    )
 
 
 def equal_flops_resolution(tnet_macs, candidates=range(16, 257, 1)):
@@ -113,16 +119,24 @@ def cnn_runs(config, tnet):
         tnet, config.canvas_size, [config.equal_flops_locations]
     )["flops"]
     return {
-        CNN_DOWNSCALED: ("cnn_downscaled",
-                         equal_flops_resolution(tnet_macs)[0],
-                         config.max_epochs),
-        CNN_FULL: ("cnn_full", config.canvas_size,
-                   config.full_cnn_max_epochs),
+        CNN_DOWNSCALED: (
+            "cnn_downscaled",
+            equal_flops_resolution(tnet_macs)[0],
+            config.max_epochs,
+        ),
+        CNN_FULL: ("cnn_full", config.canvas_size, config.full_cnn_max_epochs),
     }
 
 
-def train(model, train_data, validation_data, config, directory, verbose,
-          max_epochs=None):
+def train(
+    model,
+    train_data,
+    validation_data,
+    config,
+    directory,
+    verbose,
+    max_epochs=None,
+):
     """Fits `model` in `directory` (resumable) until its validation top-1
     stops improving, keeps its best epoch and saves it as the final
     checkpoint.
@@ -138,7 +152,8 @@ def train(model, train_data, validation_data, config, directory, verbose,
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         backbone_optimizer=(
-            None if config.backbone_learning_rate is None
+            None
+            if config.backbone_learning_rate is None
             else keras.optimizers.Adam(config.backbone_learning_rate)
         ),
     )
@@ -149,9 +164,11 @@ def train(model, train_data, validation_data, config, directory, verbose,
         epochs=max_epochs or config.max_epochs,
         workdir=directory,
         validation_data=validation_data,
-        callbacks=[keras.callbacks.EarlyStopping(
-            monitor="val_top1", mode="max", patience=config.patience
-        )],
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_top1", mode="max", patience=config.patience
+            )
+        ],
         tensorboard=False,
         verbose=verbose,
     )

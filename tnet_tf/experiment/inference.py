@@ -24,7 +24,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-
 _STATUS = "/proc/self/status"
 
 

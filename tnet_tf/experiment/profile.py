@@ -19,9 +19,9 @@ from absl.flags import argparse_flags
 from tnet_tf import profiling
 from tnet_tf.experiment.inference import measure_inference
 from tnet_tf.experiment.locations import MODEL_DEFAULT
-from tnet_tf.experiment.locations import setting_columns
 from tnet_tf.experiment.locations import format_locations
 from tnet_tf.experiment.locations import parse_locations
+from tnet_tf.experiment.locations import setting_columns
 from tnet_tf.experiment.models import build_model
 from tnet_tf.experiment.models import location_settings
 from tnet_tf.experiment.models import resolve_recipe
@@ -240,7 +240,9 @@ def main(args):
         if not args.json:
             print(preset_table(rows))
         return
-    row = profiling.profile_preset(args.preset, args.image_size, args.locations)
+    row = profiling.profile_preset(
+        args.preset, args.image_size, args.locations
+    )
     if args.json:
         print(_json_line(row))
     else:

@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from tnet_tf import viz
 from tnet_tf.data import records
-from tnet_tf.experiment.models import to_numpy
 from tnet_tf.experiment.models import make_input
 from tnet_tf.experiment.models import resolve_recipe
+from tnet_tf.experiment.models import to_numpy
 from tnet_tf.experiment.run_folder import FIGURES_DIR
 from tnet_tf.experiment.run_folder import default_checkpoint
 from tnet_tf.experiment.run_folder import load_checkpoint
@@ -151,7 +151,11 @@ def run_visualize(
             outputs, [f.decode() for f in filenames.numpy()], labels.numpy()
         )
         seen += len(labels)
-        if seen >= num_images and csv_images is not None and seen >= csv_images:
+        if (
+            seen >= num_images
+            and csv_images is not None
+            and seen >= csv_images
+        ):
             break
     if csv_images is not None:
         rows = rows[:csv_images]

@@ -6,7 +6,11 @@ import keras
 # glorot_normal everywhere.
 _EFFICIENTNET_DENSE_INIT = {
     "class_name": "VarianceScaling",
-    "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"},
+    "config": {
+        "scale": 1.0 / 3.0,
+        "mode": "fan_out",
+        "distribution": "uniform",
+    },
 }
 
 

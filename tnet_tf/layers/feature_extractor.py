@@ -100,7 +100,9 @@ class FeatureExtractor(keras.layers.Layer):
         self.drop_connect_rate = drop_connect_rate
         self.tap_layer = tap_layer
         self.input_normalization = input_normalization
-        self.tap_slice = None if tap_slice is None else check_tap_slice(tap_slice)
+        self.tap_slice = (
+            None if tap_slice is None else check_tap_slice(tap_slice)
+        )
 
         if grid_size is not None and not config_lib.is_positive_int(grid_size):
             raise ValueError(
@@ -112,7 +114,9 @@ class FeatureExtractor(keras.layers.Layer):
                 "A grid needs a fixed `base_resolution`. "
                 f"Received: base_resolution=None, grid_size={grid_size}"
             )
-        if grid_size is None and (tap_layer is not None or tap_slice is not None):
+        if grid_size is None and (
+            tap_layer is not None or tap_slice is not None
+        ):
             raise ValueError(
                 "`tap_layer`/`tap_slice` need a `grid_size`. "
                 f"Received: tap_layer={tap_layer!r}, tap_slice={tap_slice!r}"
@@ -162,7 +166,9 @@ class FeatureExtractor(keras.layers.Layer):
                 f"'{backbone}' must output a 4-D map; its output shape is "
                 f"{features.shape}."
             )
-        features = keras.layers.GlobalAveragePooling2D(name="feature_pool")(features)
+        features = keras.layers.GlobalAveragePooling2D(name="feature_pool")(
+            features
+        )
         outputs = features
         if grid_size is not None:
             tap = spec.model.get_layer(spec.tap_layer).output
@@ -184,7 +190,9 @@ class FeatureExtractor(keras.layers.Layer):
         if (
             isinstance(base_resolution, (tuple, list))
             and len(base_resolution) == 2
-            and all(config_lib.is_positive_int(side) for side in base_resolution)
+            and all(
+                config_lib.is_positive_int(side) for side in base_resolution
+            )
         ):
             return tuple(base_resolution)
         raise ValueError(
@@ -238,7 +246,9 @@ class FeatureExtractor(keras.layers.Layer):
             {
                 "backbone": self.backbone,
                 "base_resolution": (
-                    None if self.base_resolution is None else list(self.base_resolution)
+                    None
+                    if self.base_resolution is None
+                    else list(self.base_resolution)
                 ),
                 "grid_size": self.grid_size,
                 # Not the path: a deserialized layer gets its weights from the
@@ -247,7 +257,9 @@ class FeatureExtractor(keras.layers.Layer):
                 "dropout_rate": self.dropout_rate,
                 "drop_connect_rate": self.drop_connect_rate,
                 "tap_layer": self.tap_layer,
-                "tap_slice": None if self.tap_slice is None else list(self.tap_slice),
+                "tap_slice": None
+                if self.tap_slice is None
+                else list(self.tap_slice),
                 "input_normalization": self.input_normalization,
             }
         )

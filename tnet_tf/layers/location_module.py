@@ -134,7 +134,9 @@ class LocationModule(keras.layers.Layer):
 
         # === Layers ===
         if variant == "bagnet":
-            self.hidden_conv = self._conv(hidden_channels or 512, "hidden_conv")
+            self.hidden_conv = self._conv(
+                hidden_channels or 512, "hidden_conv"
+            )
         # The efficientnet convolutions default to the width of `F`, which is
         # only known in `build`, so they are created there.
         self.output_conv = self._conv(

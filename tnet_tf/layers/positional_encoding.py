@@ -182,7 +182,10 @@ class PositionalEncoding(keras.layers.Layer):
                 "The last axis of `features` must be known. "
                 f"Received: features.shape={tuple(features_shape)}"
             )
-        if positions_shape is not None and positions_shape[-1] not in (None, 3):
+        if positions_shape is not None and positions_shape[-1] not in (
+            None,
+            3,
+        ):
             raise ValueError(
                 "`positions` must have shape (..., 3) holding [y, x, scale]. "
                 f"Received: positions.shape={tuple(positions_shape)}"

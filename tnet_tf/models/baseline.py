@@ -69,8 +69,9 @@ class BaselineClassifier(image_classifier.ImageClassifier):
         )
         self.built = True
 
-    def call(self, images, training=None, locations_per_level=None,
-             selection=None):
+    def call(
+        self, images, training=None, locations_per_level=None, selection=None
+    ):
         self.resolve_locations(locations_per_level)
         features = self.feature_extractor(images, training=training)
         logits = self.classification_module(features, training=training)
@@ -93,8 +94,11 @@ class BaselineClassifier(image_classifier.ImageClassifier):
     def compute_loss_terms(self, images, labels, training):
         """The output dict and the loss terms of one replica's batch."""
         outputs = self(
-            images, training=training,
-            locations_per_level=None if training else self.evaluation_locations,
+            images,
+            training=training,
+            locations_per_level=None
+            if training
+            else self.evaluation_locations,
         )
         terms = {
             "cross_entropy": tf.reduce_mean(

@@ -226,7 +226,9 @@ class ImageClassifier(keras.Model):
         self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
             k=5, name="top5"
         )
-        self._trackers[replica_steps.SKIPPED_STEPS] = replica_steps.SkippedSteps()
+        self._trackers[replica_steps.SKIPPED_STEPS] = (
+            replica_steps.SkippedSteps()
+        )
         self._tracked_terms = tuple(terms)
 
     @property
@@ -264,8 +266,13 @@ class ImageClassifier(keras.Model):
             if m.name != replica_steps.SKIPPED_STEPS or skipped is not None
         }
 
-    def compile(self, optimizer="adam", backbone_optimizer=None,
-                loss_variant="paper", **kwargs):
+    def compile(
+        self,
+        optimizer="adam",
+        backbone_optimizer=None,
+        loss_variant="paper",
+        **kwargs,
+    ):
         """Configures training.
 
         Args:

@@ -120,8 +120,9 @@ class Regions:
         return {
             "vectors": tf.reshape(vectors, shape + [vectors.shape[-1]]),
             "boxes": tf.reshape(boxes / scale, shape + [4]),
-            "levels": tf.fill(tf.shape(tf.reshape(self.cells, shape)),
-                              self.level + 1),
+            "levels": tf.fill(
+                tf.shape(tf.reshape(self.cells, shape)), self.level + 1
+            ),
             "cells": tf.reshape(self.cells, shape),
             "log_probs": tf.reshape(self.log_probs, shape),
         }
@@ -141,8 +142,14 @@ class RegionReader:
     of the regions last read).
     """
 
-    def __init__(self, base_resolution, grid_size, cell_fraction,
-                 antialias=False, compute_dtype="float32"):
+    def __init__(
+        self,
+        base_resolution,
+        grid_size,
+        cell_fraction,
+        antialias=False,
+        compute_dtype="float32",
+    ):
         self.base_resolution = base_resolution
         self.grid_size = grid_size
         self.cell_fraction = cell_fraction

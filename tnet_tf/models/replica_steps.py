@@ -98,8 +98,9 @@ def unpack_batch(data):
     return images, tf.reshape(tf.cast(labels, tf.int32), [-1])
 
 
-def finite_step(optimizer_groups, forward_state, compute_loss,
-                update_state=None):
+def finite_step(
+    optimizer_groups, forward_state, compute_loss, update_state=None
+):
     """One gradient step on `terms["loss"]` of `compute_loss()`, applied on
     every replica only when every replica's terms and gradients are finite
     (`ImageClassifier.minimize` documents the contract).
@@ -159,5 +160,3 @@ def finite_step(optimizer_groups, forward_state, compute_loss,
     )
     terms = dict(terms, step_skipped=1.0 - tf.cast(finite, tf.float32))
     return outputs, terms
-
-

@@ -11,7 +11,6 @@ from tnet_tf.layers import LocationModule
 from tnet_tf.layers import PositionalEncoding
 from tnet_tf.models import image_classifier
 from tnet_tf.models import regions as regions_lib
-from tnet_tf.models import replica_steps
 from tnet_tf.models import traversal_limits
 
 METRIC_TERMS = (
@@ -171,8 +170,9 @@ class TNet(image_classifier.ImageClassifier):
             )
         self.built = True
 
-    def call(self, images, training=None, locations_per_level=None,
-             selection=None):
+    def call(
+        self, images, training=None, locations_per_level=None, selection=None
+    ):
         config, grid = self.config, self.config.grid_size
         locations = self.resolve_locations(locations_per_level)
         images = traversal_limits.check_images(
@@ -189,17 +189,23 @@ class TNet(image_classifier.ImageClassifier):
             features, feature_map = self.feature_extractor(
                 reader.read(regions), training=training
             )
-            levels.append(regions.per_image_outputs(
-                self.positional_encoding(features, regions.positions)
-            ))
+            levels.append(
+                regions.per_image_outputs(
+                    self.positional_encoding(features, regions.positions)
+                )
+            )
             if k is None:
                 break
-            log_probs = tf.nn.log_softmax(tf.cast(
-                self.location_module(feature_map, features), tf.float32
-            ))
-            location_probs.append(tf.reshape(
-                tf.exp(log_probs), [-1, regions.per_image, grid * grid]
-            ))
+            log_probs = tf.nn.log_softmax(
+                tf.cast(
+                    self.location_module(feature_map, features), tf.float32
+                )
+            )
+            location_probs.append(
+                tf.reshape(
+                    tf.exp(log_probs), [-1, regions.per_image, grid * grid]
+                )
+            )
             if k == 0:
                 break
             chosen = sampling.select_cells(
@@ -221,6 +227,7 @@ class TNet(image_classifier.ImageClassifier):
 
     def _classify(self, levels, location_probs, location_log_prob, training):
         """The output dict from the levels' vectors and attended regions."""
+
         def joined(key):
             return tf.concat([level[key] for level in levels], axis=1)
 
@@ -325,7 +332,9 @@ class TNet(image_classifier.ImageClassifier):
         the total of eq. (3) plus the L2 and contrastive terms.
         """
         locations = None if training else self.evaluation_locations
-        outputs = self(images, training=training, locations_per_level=locations)
+        outputs = self(
+            images, training=training, locations_per_level=locations
+        )
         config = self.config
         terms = losses.hybrid_reinforce_loss(
             labels,

@@ -271,4 +271,3 @@ def _jsonable(value):
 def _check(condition, key, value, message="is out of range"):
     if not condition:
         raise ValueError(f"`{key}` {message}, got {value!r}.")
-

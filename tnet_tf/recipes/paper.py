@@ -14,7 +14,6 @@ import dataclasses
 from tnet_tf.recipes.experiment_config import ExperimentConfig
 from tnet_tf.recipes.lookup import register
 
-
 # === ImageNet (Table 1) ===
 # Global batch 64 as in the release (4 GPUs x 16); steps per epoch
 # 1,281,167 // 64 = 20,018; the rate drops once at 80% of the steps.
@@ -275,9 +274,7 @@ def _birds_docstring(dataset, index, kind):
 for _dataset in _BIRDS:
     for _index in range(5):
         for _kind, _make in (("tnet", _birds_tnet), ("en", _birds_baseline)):
-            _function = (
-                lambda make=_make, d=_dataset, i=_index: make(d, i)
-            )
+            _function = lambda make=_make, d=_dataset, i=_index: make(d, i)
             _function.__name__ = f"{_dataset}_{_kind}_b{_index}"
             _function.__doc__ = _birds_docstring(_dataset, _index, _kind)
             register(_function)

@@ -140,7 +140,9 @@ def attention_grid_png(
             true_name = outputs_lib.class_name(int(labels[index]), class_names)
             caption.append(f"true {true_name}")
         drawing.write_caption(
-            figure, (column * panel_width + 4) / width, (bottom - 2) / height,
+            figure,
+            (column * panel_width + 4) / width,
+            (bottom - 2) / height,
             caption,
         )
     drawing.save_png(figure, path)

@@ -91,9 +91,12 @@ def location_probability_png(
     caption_height = lines * drawing.LINE_HEIGHT + margin
     panel_height = margin + image_side + caption_height
     height, width = rows * panel_height, columns * panel_width
-    boxes = np.asarray(
-        _cell_boxes(side, grid_size, cell_fraction), dtype=np.float64
-    ) / side
+    boxes = (
+        np.asarray(
+            _cell_boxes(side, grid_size, cell_fraction), dtype=np.float64
+        )
+        / side
+    )
     square = image_side / grid_size  # heat-map square in pixels
 
     figure = drawing.new_figure(height, width)
