@@ -16,12 +16,14 @@ PYTEST_WORKERS ?= 2
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help install test test-fast test-slow test-all demo clean
+.PHONY: help install lint format test test-fast test-slow test-all demo clean
 
 help:
 	@echo "make demo       the Megapixel-MNIST demo: TNet vs two CNNs (runs/demo)"
-	@echo "make test       default test suite (excludes tests marked slow)"
-	@echo "make test-fast  the default suite less the documented-commands run"
+	@echo "make test       lint, then the default test suite (excludes tests marked slow)"
+	@echo "make test-fast  lint, then the fast tier (excludes tests marked heavy or slow)"
+	@echo "make lint       ruff: lint and format check (ruff.toml)"
+	@echo "make format     ruff: sort imports and format the tree"
 	@echo "make test-slow  only the tests marked slow"
 	@echo "make test-all   every test"
 	@echo "make install    create .venv and install tnet-tf[test] into it"
@@ -36,14 +38,23 @@ $(STAMP): setup.py | $(BIN)/python
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix --select I .
+	$(BIN)/ruff format .
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# The inner loop: skips tests/test_docs_commands.py (about 4.5 minutes of
-# subprocesses running every command of README.md and WORKSPACE.md).
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) \
-		--ignore=tests/test_docs_commands.py $(PYTEST_ARGS)
+# The inner loop: the tests not marked heavy (end-to-end runs, subprocesses
+# of the documented commands, learning and distributed runs; see
+# tests/conftest.py).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow and not heavy" -n $(PYTEST_WORKERS) \
+		$(PYTEST_ARGS)
 
 # pytest exits with 5 when no test is selected.
 test-slow: $(STAMP)

@@ -36,6 +36,7 @@ setuptools.setup(
         "test": [
             "pytest==9.2.0",
             "pytest-xdist==3.8.0",
+            "ruff==0.14.14",
         ],
     },
 )
