@@ -1,6 +1,7 @@
 # tnet-tf: `make demo` and `make test` are all a new user needs. Both create
 # the virtual environment in .venv on first use and install the project into
-# it; the install is redone only when setup.py changes.
+# it; the install is redone only when setup.py or constraints.txt
+# changes.
 
 PYTHON ?= python3
 VENV := .venv
@@ -32,8 +33,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): setup.py | $(BIN)/python
-	$(BIN)/python -m pip install -e ".[test]"
+# setup.py carries version ranges; constraints.txt the exact tested set.
+$(STAMP): setup.py constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[test]" -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -171,6 +171,11 @@ def main(argv):
     common_flags.print_reports(reports)
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["raw_dir", "output_dir", "dataset"])
-    app.run(main)
+    common_flags.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -113,3 +113,18 @@ def print_reports(reports):
         print(
             f"{skipped} input files skipped (listed above).", file=sys.stderr
         )
+
+
+def run_app(main, module_name):
+    """Runs `main` as the absl app of module `module_name` on sys.argv.
+
+    Under a console script (setup.py) `__main__` is the script, with no
+    docstring or flags: `--help` shows the module's instead, as under
+    `python -m`.
+    """
+    if module_name != "__main__":
+        script = sys.modules["__main__"]
+        script.__doc__ = script.__doc__ or sys.modules[module_name].__doc__
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)

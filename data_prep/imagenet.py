@@ -27,7 +27,6 @@ Either `validation/` or `val/` may hold either layout. Output splits:
 import collections
 import os
 
-from absl import app
 from absl import flags
 
 from data_prep import common_flags
@@ -243,6 +242,11 @@ def main(argv):
     common_flags.print_reports(reports)
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["raw_dir", "output_dir", "synsets_file"])
-    app.run(main)
+    common_flags.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

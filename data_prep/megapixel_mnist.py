@@ -15,7 +15,6 @@ Read them with `tnet_tf.data.make_dataset("megapixel_mnist", OUT, split,
 ...)`; with other counts than the defaults the spec's split sizes are off.
 """
 
-from absl import app
 from absl import flags
 
 from data_prep import common_flags
@@ -117,6 +116,11 @@ def main(argv):
     common_flags.print_reports(reports)
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["output_dir"])
-    app.run(main)
+    common_flags.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -183,6 +183,11 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["data_dir"])
-    app.run(main)
+    common_flags.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -58,5 +58,10 @@ def main(argv):
     print(f"Keras file: {OUTPUT.value}")
 
 
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
+    common.run_app(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -38,5 +38,10 @@ def main(argv):
     demo.run_demo(common.WORKDIR.value or DEFAULT_WORKDIR, config)
 
 
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
+    common.run_app(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -38,6 +38,11 @@ def main(argv):
     print(f"\nWritten to {common.WORKDIR.value}/evaluation/")
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["workdir", "data_dir"])
-    app.run(main)
+    common.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -6,7 +6,9 @@ process). A flag should select a recipe and override a few fields: anything
 else is `--override key=value` (`tnet_tf.recipes.apply_overrides`).
 """
 
+import dataclasses
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -14,6 +16,7 @@ from absl import flags
 from tnet_tf import config as config_lib
 from tnet_tf import experiment
 from tnet_tf import recipes
+from tnet_tf.data import datasets
 from tnet_tf.data import records
 
 WORKDIR = flags.DEFINE_string(
@@ -81,13 +84,23 @@ SPLIT = flags.DEFINE_string(
 def recipe():
     """The resolved recipe: --recipe or --preset, --override, --tiny, --seed.
 
+    On a --data_dir that describes itself (its `dataset.json`, written by
+    `data_prep.image_folder`), the recipe runs on that folder's dataset
+    (`on_folder`).
+
     Raises:
-        app.UsageError: an unknown recipe or preset, or a bad --override.
+        app.UsageError: an unknown recipe or preset, a bad --override, or a
+            class count that differs from the folder's.
     """
     try:
+        chosen, preset = RECIPE.value, PRESET.value
+        folder = DATA_DIR.value and datasets.folder_spec(DATA_DIR.value)
+        if folder:
+            chosen = on_folder(recipes.resolve(chosen, preset=preset), folder)
+            preset = None
         return recipes.resolve(
-            RECIPE.value,
-            preset=PRESET.value,
+            chosen,
+            preset=preset,
             overrides=OVERRIDE.value,
             tiny=TINY.value or None,
             seed=SEED.value,
@@ -101,6 +114,26 @@ def recipe():
             f"--override {' '.join(OVERRIDE.value)}: a value of the wrong "
             f"type ({error})."
         ) from None
+
+
+def on_folder(resolved_recipe, spec):
+    """`resolved_recipe` on the dataset `spec` of a self-describing folder.
+
+    The folder's splits, an epoch of its training records and a head of its
+    class count (an --override=model.num_classes that differs fails); the
+    preset's backbone, geometry and schedule are kept.
+    """
+    return dataclasses.replace(
+        resolved_recipe,
+        dataset=spec.name,
+        train_split=None,
+        eval_split=None,
+        steps_per_epoch=None,
+        model_overrides=(
+            *resolved_recipe.model_overrides,
+            f"num_classes={spec.num_classes}",
+        ),
+    )
 
 
 def locations(resolved_recipe=None):
@@ -159,3 +192,18 @@ def checkpoint(from_workdir=True):
             "pass --checkpoint."
         )
     return path
+
+
+def run_app(main, module_name):
+    """Runs `main` as the absl app of module `module_name` on sys.argv.
+
+    Under a console script (setup.py) `__main__` is the script, with no
+    docstring or flags: `--help` shows the module's instead, as under
+    `python -m`.
+    """
+    if module_name != "__main__":
+        script = sys.modules["__main__"]
+        script.__doc__ = script.__doc__ or sys.modules[module_name].__doc__
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)

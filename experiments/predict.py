@@ -57,6 +57,11 @@ def main(argv):
     print(f"Picture: {result['png']}")
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the app on sys.argv: the console script (setup.py)."""
     flags.mark_flags_as_required(["image"])
-    app.run(main)
+    common.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -35,10 +35,40 @@ def _split_cpu():
 _SPLIT_ERROR = _split_cpu()
 
 
+# Modules of end-to-end runs: subprocesses (the documented commands, entry
+# points, benchmarks, converters, multi-worker training), paper-sized
+# models, resumes after a kill and learning to a result. `make test-fast`
+# (the inner loop) leaves them out; `make test` and CI run them. Single slow
+# tests elsewhere carry `@pytest.mark.heavy` themselves.
+HEAVY_MODULES = {
+    "test_bench",
+    "test_cli_errors",
+    "test_data_prep",
+    "test_demo",
+    "test_distributed",
+    "test_docs_commands",
+    "test_experiments",
+    "test_export",
+    "test_image_folder",
+    "test_learning",
+    "test_packaging",
+    "test_presets",
+    "test_release",
+    "test_resume",
+}
+
+
 def pytest_configure(config):
-    # Also declared in pytest.ini; kept here so the marker exists even when
+    # Also declared in pytest.ini; kept here so the markers exist even when
     # pytest runs with another ini file.
     config.addinivalue_line("markers", "slow: long-running test")
+    config.addinivalue_line("markers", "heavy: end-to-end run")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in HEAVY_MODULES:
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(autouse=True)

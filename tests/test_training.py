@@ -308,6 +308,7 @@ FEEDS = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("input_starts_at", sorted(FEEDS))
 def test_killed_run_resumes_to_the_uninterrupted_weights(
     tmp_path, input_starts_at

@@ -7,9 +7,11 @@ dataclasses validated at construction, serialised as plain dicts by
 `apply_overrides(config, ["key=value", ...])`.
 """
 
-import ast
 import dataclasses
 import typing
+
+# Configs are edited with it (recipes too); its home is tnet_tf.overrides.
+from tnet_tf.overrides import apply_overrides  # noqa: F401
 
 SELECTION_MODES = ("sample", "greedy")
 LOG_PROB_MODES = ("sequential", "sum")
@@ -377,32 +379,3 @@ def _check_input_normalization(value):
 def _check(condition, key, value, message="is out of range"):
     if not condition:
         raise ValueError(f"`{key}` {message}, got {value!r}.")
-
-
-def apply_overrides(config, overrides):
-    """Returns `config` with `"key=value"` strings applied.
-
-    Values are parsed as Python literals (`3`, `0.1`, `(2, 1)`, `None`,
-    `True`); anything else is kept as a string.
-
-    Example:
-    >>> apply_overrides(TNetConfig(), ["num_classes=10", "selection=greedy"])
-    """
-    known = {field.name for field in dataclasses.fields(config)}
-    changes = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(
-                f"Override {item!r} is not of the form key=value."
-            )
-        key, raw = (part.strip() for part in item.split("=", 1))
-        if key not in known:
-            raise ValueError(
-                f"Unknown {type(config).__name__} field '{key}'. "
-                f"Known fields: {', '.join(sorted(known))}"
-            )
-        try:
-            changes[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            changes[key] = raw
-    return dataclasses.replace(config, **changes)

@@ -5,12 +5,16 @@ classes, the label offset of the records, the split sizes, which training
 augmentation of the release applies, and the tensorflow-datasets name where
 one exists. `tnet_tf.data.pipelines.make_dataset` reads any of them with the
 same code; adding a dataset is one `DatasetSpec` and one `register` line.
+A record folder may also describe itself (`folder_spec`): its
+`dataset.json`, written by `data_prep.image_folder`, holds its spec.
 
 Reference: `original_implementation_detail.md` §11 (splits, label offsets,
 augmentation per dataset).
 """
 
 import dataclasses
+import json
+import os
 import typing
 
 from tnet_tf.data import augment
@@ -129,6 +133,60 @@ def get_spec(name):
 def names():
     """Sorted names of the registered datasets."""
     return DATASETS.names()
+
+
+# The file of a record folder that describes itself (`folder_spec`).
+FOLDER_SPEC_FILE = "dataset.json"
+
+
+def write_folder_spec(data_dir, spec, **extra):
+    """Writes `spec` (and JSON-able `extra` keys) as `<data_dir>/dataset.json`.
+
+    Written under a temporary name, then renamed: the file is complete or
+    absent. Returns its path.
+    """
+    path = os.path.join(os.fspath(data_dir), FOLDER_SPEC_FILE)
+    content = {**extra, **dataclasses.asdict(spec)}
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as file:
+        json.dump(content, file, indent=1, sort_keys=True)
+    os.replace(temporary, path)
+    return path
+
+
+def folder_spec(data_dir):
+    """The `DatasetSpec` a record folder describes, or `None` if it does not.
+
+    Reads `<data_dir>/dataset.json` (`write_folder_spec`; keys other than
+    the spec's fields, e.g. `class_names`, are ignored here) and registers
+    the spec under its name, so recipes and pipelines find it as a
+    built-in one. Reading the folder again returns the registered spec.
+
+    Raises:
+        ValueError: an unreadable file, or a name already registered with
+            other facts.
+    """
+    path = os.path.join(os.fspath(data_dir), FOLDER_SPEC_FILE)
+    if not os.path.isfile(path):
+        return None
+    fields = {field.name for field in dataclasses.fields(DatasetSpec)}
+    try:
+        with open(path) as file:
+            content = json.load(file)
+        spec = DatasetSpec(
+            **{key: value for key, value in content.items() if key in fields}
+        )
+    except (TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"{path} does not describe a dataset: {error}")
+    if spec.name in DATASETS:
+        if DATASETS.get(spec.name) != spec:
+            raise ValueError(
+                f"{path} describes a dataset '{spec.name}', a name already "
+                "taken by another dataset; convert it again under another "
+                "name."
+            )
+        return DATASETS.get(spec.name)
+    return register(spec)
 
 
 # === Datasets of the paper (original_implementation_detail.md §11.2) ===
