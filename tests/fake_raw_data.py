@@ -483,3 +483,25 @@ def make_birds(root, dataset="cub", broken=True):
         _write_text(os.path.join(root, file_name), lines[name])
     _write_text(os.path.join(root, "classes.txt"), classes)
     return data
+
+
+def make_image_folder(
+    root, classes=("circle", "square", "triangle"), per_class=6, seed=0
+):
+    """`root/<class>/<n>.png|jpg`, the layout of `data_prep.image_folder`:
+    small noisy images with one colour channel saturated per class, PNG
+    and JPEG in turn. Returns `root`."""
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        for n in range(per_class):
+            image = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+            image[..., index % 3] = 255
+            if n % 2:
+                data, extension = tf.io.encode_png(image), "png"
+            else:
+                data, extension = tf.io.encode_jpeg(image), "jpg"
+            path = os.path.join(root, name, f"{n}.{extension}")
+            with open(path, "wb") as file:
+                file.write(data.numpy())
+    return root

@@ -4,7 +4,8 @@ The commands are read out of the documents' `sh` blocks (and inline
 `python ...` spans), so a command added to the documents is run here
 without anyone remembering to add it. Each runs as a subprocess, in
 document order, in one temporary `$ROOT` whose `raw/fmow` is a fake fMoW
-folder (tests/fake_raw_data.py). What is changed from the text, and why:
+folder and `raw/my_images` a folder of class sub-folders
+(tests/fake_raw_data.py). What is changed from the text, and why:
 
 - `python` / `.venv/bin/python` is this interpreter; `$ROOT` the temporary
   folder; absolute `/data/...` paths move under it; relative paths (the
@@ -122,8 +123,12 @@ def _flag_value(words, name):
 
 
 def _prepare_root(root):
-    """The fake raw fMoW folder and the image predict is shown with."""
+    """The fake raw fMoW folder, a folder of class sub-folders (raw/my_images)
+    and the image predict is shown with."""
     fake_raw_data.make_fmow(os.path.join(root, "raw", "fmow"), broken=False)
+    fake_raw_data.make_image_folder(
+        os.path.join(root, "raw", "my_images"), per_class=4
+    )
     image = fake_raw_data.quadrant_image(5, 96, 96)
     with open(os.path.join(root, "site.jpg"), "wb") as file:
         file.write(tf.io.encode_jpeg(image).numpy())
