@@ -1,6 +1,8 @@
 """Every model answers one contract: the same call, the same output dict,
 the same config, `.keras` and preset paths (tnet_tf.models.ImageClassifier)."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -160,3 +162,92 @@ def test_both_models_evaluate_through_the_same_step(images):
         assert {"loss", "top1", "top5", "l2", "contrastive"} <= set(logs)
         history = model.fit(images, labels, epochs=1, verbose=0).history
         assert np.isfinite(history["loss"][0])
+
+
+# === Keras parity: predict, export, preset directories ===
+
+
+@pytest.mark.parametrize(
+    "name, make_model, setting", MODEL_CASES, ids=CASE_IDS
+)
+def test_predict_takes_locations_per_level(name, make_model, setting, images):
+    model = make_model()
+    predicted = model.predict(
+        images, batch_size=1, verbose=0, locations_per_level=setting
+    )
+    expected = model(images, training=False, locations_per_level=setting)
+    assert OUTPUT_KEYS <= set(predicted)
+    for key in ("logits", "attended_boxes", "attended_cells"):
+        np.testing.assert_allclose(predicted[key], expected[key], atol=1e-5)
+    # The setting applies to that call only.
+    default = model.predict(images, verbose=0)
+    assert default["attended_boxes"].shape == (
+        model(images)["attended_boxes"].shape
+    )
+
+
+@pytest.mark.parametrize(
+    "name, make_model, setting", MODEL_CASES, ids=CASE_IDS
+)
+def test_keras_export_writes_the_project_endpoints(
+    name, make_model, setting, images, tmp_path
+):
+    model = make_model()
+    path = str(tmp_path / "saved_model")
+    info = model.export(path, locations_settings=[setting])
+    served = tf.saved_model.load(path)
+    assert {"serve", "serve_uint8", "serve_image_bytes"} <= set(
+        served.signatures
+    )
+    assert info["outputs"][:3] == [
+        "logits",
+        "probabilities",
+        "image_is_finite",
+    ]
+    outputs = served.signatures["serve"](images=tf.constant(images))
+    np.testing.assert_allclose(
+        outputs["logits"], model(images)["logits"], atol=1e-5
+    )
+    with pytest.raises(ValueError, match="own endpoints"):
+        model.export(str(tmp_path / "other"), format="onnx")
+
+
+@pytest.mark.parametrize(
+    "name, make_model, setting", MODEL_CASES, ids=CASE_IDS
+)
+def test_preset_directory_round_trip(
+    name, make_model, setting, images, tmp_path
+):
+    model = make_model()
+    directory = str(tmp_path / "preset")
+    names = [f"class {index}" for index in range(10)]
+    model.save_to_preset(directory, class_names=names)
+    # Files a person can read.
+    saved = json.loads((tmp_path / "preset" / "config.json").read_text())
+    assert saved["class_name"] == name
+    assert saved["config"] == model.config.to_dict()
+    preprocessing = json.loads(
+        (tmp_path / "preset" / "preprocessing.json").read_text()
+    )
+    assert preprocessing["input_range"] == [-1.0, 1.0]
+    for loaded in (
+        type(model).from_preset(directory),
+        presets.build(directory),
+        models.ImageClassifier.from_preset(directory),
+    ):
+        assert type(loaded) is type(model)
+        assert loaded.class_names == tuple(names)
+        np.testing.assert_allclose(
+            loaded(images, locations_per_level=setting)["logits"],
+            model(images, locations_per_level=setting)["logits"],
+            atol=1e-6,
+        )
+    other = models.BaselineClassifier if name == "TNet" else models.TNet
+    with pytest.raises(ValueError, match=f"holds a '{name}'"):
+        other.from_preset(directory)
+    with pytest.raises(ValueError, match="12 class names"):
+        model.save_to_preset(
+            str(tmp_path / "bad"), class_names=names + ["a", "b"]
+        )
+    with pytest.raises(FileNotFoundError, match="not a preset directory"):
+        type(model).from_preset(str(tmp_path))

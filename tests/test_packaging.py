@@ -46,6 +46,7 @@ CONSOLE_SCRIPTS = {
     "tnet-convert-release": "experiments.convert_release:run",
     "tnet-prep-birds": "data_prep.birds:run",
     "tnet-prep-fmow": "data_prep.fmow:run",
+    "tnet-prep-image-folder": "data_prep.image_folder:run",
     "tnet-prep-imagenet": "data_prep.imagenet:run",
     "tnet-prep-megapixel-mnist": "data_prep.megapixel_mnist:run",
     "tnet-verify-records": "data_prep.verify:run",

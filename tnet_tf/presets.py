@@ -17,7 +17,10 @@ from tnet_tf.preset_configs import names  # noqa: F401 (public API)
 
 
 def build(name, **overrides):
-    """Builds the model of preset `name` with some config fields overridden."""
+    """The model of preset `name` (a registered name, or a preset directory
+    written by `model.save_to_preset`) with some config fields overridden."""
+    if models.preset_directory.is_preset_directory(name):
+        return models.ImageClassifier.from_preset(name, **overrides)
     return build_model(get(name).replace(**overrides))
 
 

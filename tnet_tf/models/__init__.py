@@ -6,6 +6,7 @@
 """
 
 from tnet_tf import config as config_lib
+from tnet_tf.models import preset_directory
 from tnet_tf.models.baseline import BaselineClassifier
 from tnet_tf.models.image_classifier import ImageClassifier
 from tnet_tf.models.tnet import TNet

@@ -13,35 +13,30 @@ asks which kind of model it holds:
   `feature_weights` with feature weighting). A model that attends no
   region (a baseline) returns its whole image as the one attended box and
   takes `locations_per_level` `None` or `[]` only;
-- trained by `fit` with its own loss, an optional second optimizer for the
-  backbone (fine-tuning with a smaller learning rate, as the release did
-  for CUB and NABirds), the L2 penalty on weights outside normalization
-  layers, the contrastive term, and one replica-scaled gradient step that
-  applies every optimizer to its own variables and is skipped on every
-  replica when it is not finite (`minimize`); evaluated by `evaluate` at
-  any `locations_per_level`.
+- trained by `fit` with its own loss (`TrainingStep`, in
+  `tnet_tf.models.training_step`); `evaluate` and `predict` take
+  `locations_per_level` like the call; `export` writes the project's
+  serving endpoints (`tnet_tf.export`);
+- written to and read from a preset directory (`save_to_preset`,
+  `from_preset`; `tnet_tf.models.preset_directory`).
 """
 
+import contextlib
+
 import keras
-import tensorflow as tf
 
 from tnet_tf import backbones
 from tnet_tf import config as config_lib
-from tnet_tf import losses
+from tnet_tf import export as export_lib
 from tnet_tf import preset_configs
 from tnet_tf.layers import ClassificationModule
 from tnet_tf.layers import FeatureExtractor
 from tnet_tf.layers import classifier_initializer
-from tnet_tf.models import replica_steps
-
-_NORMALIZATION_LAYERS = (
-    keras.layers.BatchNormalization,
-    keras.layers.GroupNormalization,
-    keras.layers.LayerNormalization,
-)
+from tnet_tf.models import preset_directory
+from tnet_tf.models.training_step import TrainingStep
 
 
-class ImageClassifier(keras.Model):
+class ImageClassifier(TrainingStep, keras.Model):
     """Base class of the library's models (see the module docstring).
 
     Subclasses set `config_class`, build their layers (a `feature_extractor`
@@ -70,9 +65,10 @@ class ImageClassifier(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.load_backbone_weights = load_backbone_weights
-        # The setting `evaluate` runs at (None: the model's default).
+        # The setting `evaluate` and `predict` run at (None: the default).
         self.evaluation_locations = None
-        self.loss_variant = "paper"
+        # The class names when known (from a preset directory), else None.
+        self.class_names = None
 
     def build_feature_extractor(self, **grid):
         """The config's backbone as a `FeatureExtractor`; `grid` holds
@@ -124,59 +120,91 @@ class ImageClassifier(keras.Model):
         be traversed on `height x width` px images."""
         self.resolve_locations(locations_per_level)
 
-    def evaluate(self, *args, locations_per_level=None, **kwargs):
-        """`keras.Model.evaluate`, optionally at another `locations_per_level`.
-
-        The weights do not depend on the number of locations, so one model
-        is evaluated at any setting without rebuilding.
-        """
+    @contextlib.contextmanager
+    def _running_at(self, locations_per_level):
+        """`evaluate`/`predict` at `locations_per_level` inside the block:
+        the step functions are traced again for it, and after it."""
         previous = self.evaluation_locations
         self.evaluation_locations = (
             None
             if locations_per_level is None
             else self.resolve_locations(locations_per_level)
         )
-        self.test_function = None  # retrace for the new setting
+        self.test_function = self.predict_function = None
         try:
-            return super().evaluate(*args, **kwargs)
+            yield
         finally:
             self.evaluation_locations = previous
-            self.test_function = None
+            self.test_function = self.predict_function = None
 
-    # === Steps ===
+    def evaluate(self, *args, locations_per_level=None, **kwargs):
+        """`keras.Model.evaluate`, optionally at another `locations_per_level`.
 
-    def compute_loss_terms(self, images, labels, training):
-        """`(outputs, terms)` of one replica's batch: the output dict and
-        scalar loss terms, `terms["loss"]` the total to minimize."""
-        raise NotImplementedError
+        The weights do not depend on the number of locations, so one model
+        is evaluated at any setting without rebuilding.
+        """
+        with self._running_at(locations_per_level):
+            return super().evaluate(*args, **kwargs)
 
-    def replica_step(self, images, labels):
-        """One training step on one replica: the math shared by `train_step`
-        and `tnet_tf.distributed.train_loop`. The replica-scaled loss's
-        gradients are applied, then `after_applied_step`; a step with
-        non-finite terms or gradients on any replica changes nothing and is
-        counted in `skipped_steps` (see `minimize`)."""
-        outputs, terms = self.minimize(
-            lambda: self.compute_loss_terms(images, labels, True),
-            update_state=self.after_applied_step,
+    def predict(self, x, *args, locations_per_level=None, **kwargs):
+        """`keras.Model.predict`, optionally at another `locations_per_level`.
+
+        Returns the call's output dict (see the module docstring) with NumPy
+        arrays over all of `x`, e.g. `predict(x)["logits"]`,
+        `predict(x, locations_per_level=[3])["attended_boxes"]`;
+        `location_probs` is a tuple, one array per level.
+        """
+        with self._running_at(locations_per_level):
+            return super().predict(x, *args, **kwargs)
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self(
+            images,
+            training=False,
+            locations_per_level=self.evaluation_locations,
         )
-        return self.step_logs(labels, outputs, terms)
 
-    def after_applied_step(self, terms):
-        """Updates state other than the optimizers' after an applied step
-        (nothing here)."""
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        locations_settings=None,
+        image_size=None,
+        **kwargs,
+    ):
+        """Writes a SavedModel with the project's serving endpoints.
 
-    def step_logs(self, labels, outputs, terms):
-        """Updates the metrics and returns the step's logs."""
-        return self.update_metrics(labels, outputs["logits"], terms)
+        The same as `tnet_tf.export.export_saved_model(model, filepath,
+        locations_settings, image_size)`: `serve` (float32 images),
+        `serve_uint8`, `serve_image_bytes` and one `serve_locations_...`
+        endpoint per extra setting, all returning the output dict's
+        serving keys. Runs with TensorFlow alone.
 
-    def train_step(self, data):
-        return self.replica_step(*replica_steps.unpack_batch(data))
-
-    def test_step(self, data):
-        images, labels = replica_steps.unpack_batch(data)
-        outputs, terms = self.compute_loss_terms(images, labels, False)
-        return self.step_logs(labels, outputs, terms)
+        Args:
+            filepath: the SavedModel folder.
+            format: `"tf_saved_model"` only.
+            verbose: print the exported variables.
+            input_signature: not supported (every endpoint has its own);
+                give `locations_settings` and `image_size` instead.
+            locations_settings, image_size: see `export_saved_model`.
+        """
+        if format != "tf_saved_model" or input_signature is not None or kwargs:
+            raise ValueError(
+                f"{type(self).__name__}.export writes a SavedModel with its "
+                "own endpoints (format='tf_saved_model', no input_signature); "
+                f"got format={format!r}, input_signature={input_signature!r}, "
+                f"{sorted(kwargs)}."
+            )
+        return export_lib.export_saved_model(
+            self,
+            filepath,
+            locations_settings,
+            image_size,
+            verbose=bool(verbose),
+        )
 
     # === Serialization and presets ===
 
@@ -198,8 +226,11 @@ class ImageClassifier(keras.Model):
 
     @classmethod
     def from_preset(cls, name, **overrides):
-        """Builds preset `name` (`tnet_tf.presets.names()`), with config
-        fields overridden."""
+        """Builds preset `name` (`tnet_tf.presets.names()`) with config
+        fields overridden, or loads the preset directory `name` (written by
+        `save_to_preset`: config, weights and class names)."""
+        if preset_directory.is_preset_directory(name):
+            return preset_directory.load(name, cls, **overrides)
         config = preset_configs.get(name)
         if not isinstance(config, cls.config_class):
             raise ValueError(
@@ -209,186 +240,10 @@ class ImageClassifier(keras.Model):
             )
         return cls(config.replace(**overrides))
 
-    # === Training ===
-
-    backbone_optimizer = None
-
-    def track_metrics(self, terms):
-        """Creates the trackers: the mean of each loss term in `terms`, top-1
-        and top-5 accuracy, and the count of skipped training steps; `fit`
-        resets them every epoch."""
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in terms
-        }
-        self._trackers["top1"] = keras.metrics.SparseCategoricalAccuracy(
-            name="top1"
-        )
-        self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
-            k=5, name="top5"
-        )
-        self._trackers[replica_steps.SKIPPED_STEPS] = (
-            replica_steps.SkippedSteps()
-        )
-        self._tracked_terms = tuple(terms)
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
-
-    def update_metrics(self, labels, logits, terms):
-        """Updates the trackers and returns the logs of a step.
-
-        A training step's `terms` carry `step_skipped` (see `minimize`): a
-        skipped step counts in `skipped_steps` and its non-finite terms stay
-        out of the means. Evaluation logs have no `skipped_steps`.
-        """
-        # Under a mixed policy logits are float16/bfloat16; in_top_k takes
-        # float32 only.
-        logits = tf.cast(logits, tf.float32)
-
-        def update_means():
-            for name in self._tracked_terms:
-                self._trackers[name].update_state(terms[name])
-            self._trackers["top1"].update_state(labels, logits)
-            self._trackers["top5"].update_state(labels, logits)
-
-        skipped = terms.get("step_skipped")
-        if skipped is None:
-            update_means()
-        else:
-            self._trackers[replica_steps.SKIPPED_STEPS].update_state(skipped)
-            # Metric variables are each replica's own (on-read), so this
-            # branch needs no cross-replica call.
-            tf.cond(skipped > 0, lambda: None, update_means)
-        return {
-            m.name: m.result()
-            for m in self.metrics
-            if m.name != replica_steps.SKIPPED_STEPS or skipped is not None
-        }
-
-    def compile(
-        self,
-        optimizer="adam",
-        backbone_optimizer=None,
-        loss_variant="paper",
-        **kwargs,
-    ):
-        """Configures training.
-
-        Args:
-            optimizer: optimizer of every trainable weight, or only of the
-                modules around the backbone when `backbone_optimizer` is set.
-            backbone_optimizer: optional second optimizer for the feature
-                extractor. The L2 penalty then covers only the other
-                modules, as in the release (Q5).
-            loss_variant: `"paper"` (TNet's eq. 3) or `"release"` (the
-                release's per-feature cross-entropy and baseline target;
-                see `tnet_tf.losses`). A baseline's loss is the same under
-                both.
-            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
-                No `loss`: the model trains with its own.
-        """
-        if loss_variant not in losses.LOSS_VARIANTS:
-            raise ValueError(
-                f"`loss_variant` must be one of {losses.LOSS_VARIANTS}, "
-                f"got {loss_variant!r}."
-            )
-        self.loss_variant = loss_variant
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                f"{type(self).__name__} trains with its own loss (set by its "
-                "config); do not pass `loss` to compile."
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-        self.backbone_optimizer = (
-            keras.optimizers.get(backbone_optimizer)
-            if backbone_optimizer is not None
-            else None
-        )
-        self.compile_optimizers()
-
-    def compile_optimizers(self):
-        """Builds the optimizers' slots on the variables each one updates.
-
-        Done at compile time, under the caller's strategy scope: slots
-        created lazily inside a replica step are not allowed, and a first
-        `fit` that creates variables is traced twice.
-        """
-        if not self.built:
-            self.build()
-        for optimizer, variables in self.optimizer_groups():
-            if not optimizer.built:
-                optimizer.build(variables)
-
-    def optimizer_groups(self):
-        """`[(optimizer, variables it updates)]`."""
-        if self.backbone_optimizer is None:
-            return [(self.optimizer, self.trainable_variables)]
-        return [
-            (self.optimizer, self._module_variables()),
-            (self.backbone_optimizer, self._backbone_variables()),
-        ]
-
-    def _backbone_variables(self):
-        return self.feature_extractor.trainable_variables
-
-    def _module_variables(self):
-        backbone = {id(v) for v in self._backbone_variables()}
-        return [v for v in self.trainable_variables if id(v) not in backbone]
-
-    def _l2_variables(self):
-        # Normalization scales and offsets are not decayed (the release
-        # skipped batch norm; group/layer norm are treated alike).
-        normalization = set()
-        for layer in self._flatten_layers():
-            if isinstance(layer, _NORMALIZATION_LAYERS):
-                normalization.update(id(v) for v in layer.weights)
-        candidates = (
-            self._module_variables()
-            if self.backbone_optimizer is not None
-            else self.trainable_variables
-        )
-        return [v for v in candidates if id(v) not in normalization]
-
-    def regularization_terms(self, features, labels):
-        """`{"l2", "contrastive"}` scalars from the config's weights."""
-        config = self.config
-        contrastive = tf.constant(0.0)
-        if config.contrastive_weight > 0.0:
-            contrastive = config.contrastive_weight * losses.contrastive_loss(
-                features, labels, config.contrastive_margin
-            )
-        return {
-            "l2": losses.l2_penalty(self._l2_variables(), config.l2_weight),
-            "contrastive": contrastive,
-        }
-
-    def minimize(self, compute_loss, update_state=None):
-        """One gradient step on `terms["loss"]` of `compute_loss()`, applied
-        only when its loss terms and gradients are finite.
-
-        The step is skipped on every replica when any replica's loss terms
-        or gradients are not finite (e.g. a NaN or infinite pixel): no
-        weight, batch-norm statistic, optimizer slot or
-        `optimizer.iterations` changes (a learning-rate schedule counts
-        applied steps), `update_state` does not run, and
-        `terms["step_skipped"]` is 1.0 (0.0 for an applied step), which
-        `update_metrics` counts in `skipped_steps`.
-
-        Args:
-            compute_loss: function returning `(outputs, terms)`, `terms` a
-                dict of scalars with the `loss` to minimize.
-            update_state: optional function of `terms` updating state other
-                than the optimizers' (TNet's reward baseline), run only with
-                an applied step.
-
-        Returns:
-            `compute_loss()`'s `(outputs, terms)`, `terms` with
-            `step_skipped` added.
-        """
-        return replica_steps.finite_step(
-            self.optimizer_groups,
-            self.non_trainable_variables,
-            compute_loss,
-            update_state,
-        )
+    def save_to_preset(self, directory, class_names=None):
+        """Writes the model as a preset directory that `from_preset` and
+        `tnet_tf.presets.build` load offline: its config, weights, class
+        names (`class_names`, else the model's `class_names` if set) and
+        preprocessing facts, as files a person can read (see
+        `tnet_tf.models.preset_directory`). Returns the directory."""
+        return preset_directory.save(self, directory, class_names)
