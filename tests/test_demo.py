@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tnet_tf
 from tnet_tf import demo
 from tnet_tf import experiment
 from tnet_tf import geometry
@@ -232,6 +233,16 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
     images = tf.zeros((1, 128, 128, 3))
     outputs = exported.serve_locations_1(images)
     assert outputs["logits"].shape == (1, 10)
+    # The trained TNet is also a preset directory, with the digits' names.
+    preset = tnet_tf.TNet.from_preset(
+        os.path.join(tmp_path, "export", "preset")
+    )
+    assert preset.class_names == tuple("0123456789")
+    np.testing.assert_allclose(
+        preset(images, locations_per_level=[1])["logits"],
+        outputs["logits"],
+        atol=1e-5,
+    )
 
 
 def test_export_info_logs_are_filtered_and_restored(caplog):

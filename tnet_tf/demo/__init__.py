@@ -19,7 +19,8 @@
    where an attended cell contains the digit's centre, beside its chance
    level), multiply-adds and ms per image in one table (`results.csv`,
    `results.json`, `table.txt`).
-5. Export TNet as a SavedModel (one endpoint per location setting), draw the
+5. Export TNet as a SavedModel (one endpoint per location setting) and as
+   a preset directory (`export/preset`, loaded by `TNet.from_preset`), draw the
    attended boxes and the location module's probability map of test
    canvases, and the accuracy-vs-multiply-adds plot.
 

@@ -108,6 +108,11 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
         export.export_saved_model(
             tnet, os.path.join(workdir, "export", "saved_model"), settings
         )
+    # The trained TNet as a preset directory: `TNet.from_preset(path)`.
+    tnet.save_to_preset(
+        os.path.join(workdir, "export", "preset"),
+        class_names=[str(digit) for digit in range(10)],
+    )
     pictures.draw_pictures(
         tnet,
         test.canvases[: config.pictures],
