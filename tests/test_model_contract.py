@@ -2,6 +2,7 @@
 the same config, `.keras` and preset paths (tnet_tf.models.ImageClassifier)."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -251,3 +252,18 @@ def test_preset_directory_round_trip(
         )
     with pytest.raises(FileNotFoundError, match="not a preset directory"):
         type(model).from_preset(str(tmp_path))
+
+
+def test_the_readme_keras_block_runs_as_written(tmp_path, monkeypatch):
+    readme = (
+        pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    ).read_text()
+    section = readme.split("### As a Keras model", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    # The block writes under /tmp; here it writes under the test's folder.
+    block = block.replace("/tmp/", f"{tmp_path}/")
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["predicted"]["attended_boxes"].shape == (4, 7, 4)
+    assert namespace["same"].class_names[:3] == ("a", "b", "c")
+    assert (tmp_path / "tiny_saved_model" / "saved_model.pb").exists()
