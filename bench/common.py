@@ -958,6 +958,45 @@ def run_cases(module_name, specs, settings, ctx, build_case, log):
     return rows, checks
 
 
+def run_benchmark(
+    name,
+    module_name,
+    args,
+    case_specs,
+    build_case,
+    comparisons,
+    notes=(),
+    checks=None,
+    cpu_batch=4,
+    gpu_batch=64,
+):
+    """The body of a benchmark's `main`: resolves the settings, runs the
+    cases of `case_specs(settings)`, reports the table and the JSON line.
+
+    `checks(settings, log)`, when given, runs before the cases and returns
+    more check records. Returns the exit status: 0 when every check passed.
+    """
+    settings = resolve_settings(args, cpu_batch=cpu_batch, gpu_batch=gpu_batch)
+    log = logger(args.quiet)
+    env = environment()
+    ctx = Context(smoke=settings["smoke"])
+    specs = case_specs(settings)
+    before = [] if checks is None else checks(settings, log)
+    rows, case_checks = run_cases(
+        module_name, specs, settings, ctx, build_case, log
+    )
+    result = report(
+        name,
+        env,
+        settings,
+        rows,
+        comparisons(rows),
+        before + case_checks,
+        notes=list(notes),
+    )
+    return 0 if all(c["passed"] for c in result["checks"]) else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

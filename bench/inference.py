@@ -236,21 +236,13 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = common.resolve_settings(args, cpu_batch=4, gpu_batch=64)
-    log = common.logger(args.quiet)
-    env = common.environment()
-    ctx = common.Context(smoke=settings["smoke"])
-    specs = case_specs(settings)
-    rows, checks = common.run_cases(
-        MODULE, specs, settings, ctx, build_case, log
-    )
-    result = common.report(
+    return common.run_benchmark(
         "inference",
-        env,
-        settings,
-        rows,
-        comparisons(rows),
-        checks,
+        MODULE,
+        args,
+        case_specs,
+        build_case,
+        comparisons,
         notes=[
             "ms/image = median ms per call / batch; TNet: greedy locations, "
             "training=False; random weights and images",
@@ -260,7 +252,6 @@ def main(argv=None):
             "issue measured the release",
         ],
     )
-    return 0 if all(c["passed"] for c in result["checks"]) else 1
 
 
 if __name__ == "__main__":

@@ -283,25 +283,22 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def crop_checks(settings, log):
+    """The croppers' equality checks on the run's grids."""
+    log("crop equality checks")
+    return check_crops(SMOKE_GRIDS if settings["smoke"] else GRIDS)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = common.resolve_settings(args, cpu_batch=4, gpu_batch=64)
-    log = common.logger(args.quiet)
-    env = common.environment()
-    ctx = common.Context(smoke=settings["smoke"])
-    specs = case_specs(settings)
-    log("crop equality checks")
-    checks = check_crops(SMOKE_GRIDS if settings["smoke"] else GRIDS)
-    rows, case_checks = common.run_cases(
-        MODULE, specs, settings, ctx, build_case, log
-    )
-    result = common.report(
+    return common.run_benchmark(
         "release_cropping",
-        env,
-        settings,
-        rows,
-        comparisons(rows),
-        checks + case_checks,
+        MODULE,
+        args,
+        case_specs,
+        build_case,
+        comparisons,
+        checks=crop_checks,
         notes=[
             "ours = TNet as configured (region_sampling auto: "
             "geometry.resample_regions where equivalent and not under XLA, "
@@ -312,7 +309,6 @@ def main(argv=None):
             "level2_resample runs without XLA whatever --jit says",
         ],
     )
-    return 0 if all(c["passed"] for c in result["checks"]) else 1
 
 
 if __name__ == "__main__":
