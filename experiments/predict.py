@@ -1,4 +1,8 @@
-"""Classifies one image and draws the regions the model attended.
+"""Classifies images and draws the regions the model attended.
+
+One image: prints the top-5 classes with their probabilities and writes a
+PNG of the image with the attended boxes (one colour per level, each
+labelled with its location probability) under a caption.
 
     python -m experiments.predict --image=bird.jpg \
         --checkpoint=runs/cub_tnet_b0/checkpoints/final.keras \
@@ -6,60 +10,167 @@
     python -m experiments.predict --image=site.jpg \
         --checkpoint=runs/fmow_tnet_stage2/export/saved_model --locations=3,1
 
-Prints the top-5 classes with their probabilities and writes a PNG of the
-image with the attended boxes (one colour per level, each labelled with its
-location probability) under a caption. --checkpoint is a .keras file or an
-exported SavedModel folder (default <workdir>/checkpoints/final.keras).
+Many images in one process (quote the pattern; repeat --images for more):
+a CSV of one row per image (path; top-k class ids, names and
+probabilities; attended boxes as a JSON list of normalised [y0, x0, y1, x1]
+and their levels; multiply-adds per image, empty for a SavedModel; the
+picture's path) and, with --pictures_dir, one PNG per image.
+
+    python -m experiments.predict --images='photos/*.jpg' \
+        --checkpoint=my_preset_dir --output=predictions.csv
+
+--checkpoint is a .keras file, a preset directory (model.save_to_preset) or
+an exported SavedModel folder (default <workdir>/checkpoints/final.keras).
+Class names come from --class_names, else the preset directory's, else the
+class ids are shown. Files that cannot be read as images are skipped with a
+warning line naming each; the exit status is then 3 (the CSV holds the
+other images). Exit status 1: a usage error (such as a pattern that matches
+no file).
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
 
 from experiments import flags as common
 from tnet_tf import config as config_lib
-from tnet_tf import experiment
+from tnet_tf.experiment import predict as predict_lib
+
+# The exit status when some files could not be read (the others are done).
+SKIPPED_EXIT_STATUS = 3
 
 IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
+IMAGES = flags.DEFINE_multi_string(
+    "images",
+    [],
+    "Instead of --image: a glob pattern of image files such as "
+    "'photos/*.jpg' (quoted); repeat for several. Needs --output.",
+)
+# convert_release also declares --output (a file to write); allow_override
+# lets both modules be imported into one process.
+OUTPUT = flags.DEFINE_string(
+    "output",
+    None,
+    "With --images: the CSV to write, one row per image.",
+    allow_override=True,
+)
+PICTURES_DIR = flags.DEFINE_string(
+    "pictures_dir",
+    None,
+    "With --images: a folder for one PNG of attended boxes per image.",
+)
+BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 32, "With --images: images per model call.", lower_bound=1
+)
+TOP_K = flags.DEFINE_integer(
+    "top_k", 5, "Classes listed per image.", lower_bound=1
+)
 CLASS_NAMES = flags.DEFINE_string(
     "class_names", None, "Text file of class names, one per line."
 )
 OUTPUT_PNG = flags.DEFINE_string(
-    "output_png", None, "The picture (default: <image>_attention.png)."
+    "output_png",
+    None,
+    "With --image: the picture (default: <image>_attention.png).",
 )
 
 
-def main(argv):
+def _check_flags(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        hint = (
+            " Quote the --images pattern so that the shell does not expand it."
+            if IMAGES.value
+            else ""
+        )
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}.{hint}")
+    if bool(IMAGE.value) == bool(IMAGES.value):
+        raise app.UsageError("Pass either --image or --images.")
+    if IMAGES.value and not OUTPUT.value:
+        raise app.UsageError("--images needs --output (the CSV to write).")
+    if IMAGE.value and (OUTPUT.value or PICTURES_DIR.value):
+        raise app.UsageError(
+            "--output and --pictures_dir go with --images (a pattern or "
+            "one file); --image writes --output_png."
+        )
+    if IMAGE.value and not os.path.isfile(IMAGE.value):
+        raise app.UsageError(f"--image: no file {IMAGE.value!r}.")
     model_path = common.checkpoint()
     if model_path is None:
         raise app.UsageError("Pass --checkpoint or --workdir.")
-    if not os.path.isfile(IMAGE.value):
-        raise app.UsageError(f"--image: no file {IMAGE.value!r}.")
     settings = common.locations()
     if settings and len(settings) > 1:
-        raise app.UsageError("predict draws one --locations setting.")
-    try:
-        result = experiment.run_predict(
-            IMAGE.value,
-            model_path,
-            OUTPUT_PNG.value,
-            locations=settings[0] if settings else None,
-            class_names=experiment.read_class_names(CLASS_NAMES.value),
-        )
-    except config_lib.LocationSettingError as error:
-        # The model, known only once loaded, cannot take this setting.
-        raise app.UsageError(f"--locations: {error}") from None
+        raise app.UsageError("predict takes one --locations setting.")
+    return model_path, settings[0] if settings else None
+
+
+def _predict_one(model_path, setting, class_names):
+    result = predict_lib.run_predict(
+        IMAGE.value,
+        model_path,
+        OUTPUT_PNG.value,
+        locations=setting,
+        class_names=class_names,
+        top_k=TOP_K.value,
+    )
     for rank, (name, probability) in enumerate(result["top"], start=1):
         print(f"{rank}. {name:<30} {probability:.4f}")
     print(f"Picture: {result['png']}")
+    return 0
+
+
+def _warn(path, reason):
+    print(f"Warning: skipped {path}: {reason}", file=sys.stderr, flush=True)
+
+
+def _predict_many(model_path, setting, class_names):
+    try:
+        paths = predict_lib.expand_images(IMAGES.value)
+    except FileNotFoundError as error:
+        raise app.UsageError(f"--images: {error}") from None
+    print(f"Classifying {len(paths)} files with {model_path}")
+    result = predict_lib.run_batch_predict(
+        paths,
+        model_path,
+        OUTPUT.value,
+        locations=setting,
+        class_names=class_names,
+        top_k=TOP_K.value,
+        batch_size=BATCH_SIZE.value,
+        pictures_dir=PICTURES_DIR.value,
+        on_skip=_warn,
+    )
+    print(f"Wrote {result['rows']} rows to {result['csv']}")
+    if PICTURES_DIR.value:
+        print(f"Pictures: {PICTURES_DIR.value}")
+    if result["skipped"]:
+        print(
+            f"Skipped {len(result['skipped'])} unreadable file(s) (exit "
+            f"status {SKIPPED_EXIT_STATUS}): "
+            + ", ".join(path for path, _ in result["skipped"]),
+            file=sys.stderr,
+        )
+        return SKIPPED_EXIT_STATUS
+    return 0
+
+
+def main(argv):
+    model_path, setting = _check_flags(argv)
+    class_names = predict_lib.read_class_names(CLASS_NAMES.value)
+    try:
+        if IMAGE.value:
+            return _predict_one(model_path, setting, class_names)
+        return _predict_many(model_path, setting, class_names)
+    except config_lib.LocationSettingError as error:
+        # The model, known only once loaded, cannot take this setting.
+        raise app.UsageError(f"--locations: {error}") from None
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
 
 
 def run():
     """Runs the app on sys.argv: the console script (setup.py)."""
-    flags.mark_flags_as_required(["image"])
     common.run_app(main, __name__)
 
 
