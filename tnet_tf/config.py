@@ -9,6 +9,7 @@ dataclasses validated at construction, serialised as plain dicts by
 
 import dataclasses
 import typing
+from collections.abc import Sequence
 
 # Configs are edited with it (recipes too); its home is tnet_tf.overrides.
 from tnet_tf.overrides import apply_overrides  # noqa: F401
@@ -21,7 +22,7 @@ REGION_SAMPLING_MODES = ("auto", "crop", "resample")
 INPUT_NORMALIZATIONS = ("backbone", "none")
 
 
-def is_positive_int(value):
+def is_positive_int(value: object) -> bool:
     """True for an int above 0 (a bool is not an int here)."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -351,7 +352,9 @@ class LocationSettingError(ValueError):
     """
 
 
-def validate_locations(locations_per_level, grid_size):
+def validate_locations(
+    locations_per_level: Sequence[int], grid_size: int
+) -> None:
     """Checks a `locations_per_level` sequence against an `n x n` grid."""
     cells = grid_size * grid_size
     for level, count in enumerate(locations_per_level):

@@ -46,6 +46,8 @@ Reference: the serving input types follow TF Model Garden's
 
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -67,7 +69,7 @@ ATTENTION_OUTPUTS = (
 )
 
 
-def endpoint_name(locations_per_level):
+def endpoint_name(locations_per_level: Sequence[int]) -> str:
     """The endpoint name of a location setting.
 
     Example:
@@ -82,8 +84,12 @@ def endpoint_name(locations_per_level):
 
 
 def export_saved_model(
-    model, path, locations_settings=None, image_size=None, verbose=False
-):
+    model: keras.Model,
+    path: str | os.PathLike,
+    locations_settings: Sequence[Sequence[int]] | None = None,
+    image_size: int | Sequence[int] | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
     """Writes `model` as a SavedModel, one endpoint per input type and setting.
 
     Args:
@@ -230,7 +236,7 @@ def export_saved_model(
     return info
 
 
-def save_keras(model, path):
+def save_keras(model: keras.Model, path: str | os.PathLike) -> str:
     """Saves `model` as a `.keras` file (architecture, config and weights).
 
     Reload with `keras.saving.load_model(path)` after `import tnet_tf`, which

@@ -14,12 +14,12 @@ from tnet_tf.registry import Registry
 PRESETS = Registry("preset")
 
 
-def get(name):
+def get(name: str) -> TNetConfig | BaselineConfig:
     """The config registered as `name`."""
     return PRESETS.get(name)
 
 
-def names():
+def names() -> list[str]:
     """Sorted names of all presets."""
     return PRESETS.names()
 

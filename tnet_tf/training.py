@@ -15,7 +15,10 @@ defined in `tnet_tf.schedules`, `tnet_tf.backup` and `tnet_tf.callbacks`.
 
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
+import keras
 import tensorflow as tf
 
 from tnet_tf.backup import BACKUP_FOLDER
@@ -41,17 +44,17 @@ __all__ = [
 
 
 def fit(
-    model,
-    train_data,
+    model: keras.Model,
+    train_data: tf.data.Dataset | tuple,
     *,
-    epochs,
-    workdir,
-    steps_per_epoch=None,
-    validation_data=None,
-    callbacks=None,
-    verbose="auto",
-    **callback_options,
-):
+    epochs: int,
+    workdir: str | os.PathLike,
+    steps_per_epoch: int | None = None,
+    validation_data: tf.data.Dataset | tuple | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    verbose: str | int = "auto",
+    **callback_options: Any,
+) -> keras.callbacks.History:
     """`model.fit` in `workdir` with the callbacks of `make_callbacks`.
 
     Writes `model.config` to `workdir/config.json`. Calling `fit` again with

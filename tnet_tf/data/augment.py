@@ -15,8 +15,10 @@ of ImageNet/fMoW and of CUB/NABirds, evaluation preprocessing) and quirks Q7
 """
 
 import math
+from collections.abc import Sequence
 
 import tensorflow as tf
+from tensorflow import Tensor
 
 # The 8 methods of the release's random resize, in its order.
 RESIZE_METHODS = (
@@ -34,6 +36,7 @@ RESIZE_METHODS = (
 # resize, flip, translation and rotation (CUB and NABirds). "none": the
 # evaluation preprocessing in training too (Megapixel MNIST).
 AUGMENTATIONS = ("imagenet", "birds", "none")
+Size = int | Sequence[int]  # an output size: a side or (height, width)
 
 # Colour distortion of the release (Inception preprocessing).
 BRIGHTNESS_MAX_DELTA = 32.0 / 255.0
@@ -49,7 +52,7 @@ COLOUR_ORDERINGS = (
 )
 
 
-def image_size_pair(image_size):
+def image_size_pair(image_size: Size) -> tuple[int, int]:
     """`(height, width)` from an int or a pair of ints."""
     if isinstance(image_size, int):
         pair = (image_size, image_size)
@@ -68,7 +71,7 @@ def _to_float(image):
     return tf.image.convert_image_dtype(image, tf.float32)
 
 
-def decode_image(image_bytes):
+def decode_image(image_bytes: Tensor) -> Tensor:
     """Decodes JPEG, PNG, GIF or BMP bytes to float32 `(H, W, 3)` in [0, 1]."""
     image = tf.io.decode_image(
         image_bytes, channels=3, expand_animations=False
@@ -78,15 +81,15 @@ def decode_image(image_bytes):
 
 
 def distorted_crop_window(
-    image_shape,
-    boxes,
-    seed,
+    image_shape: Tensor,
+    boxes: Tensor,
+    seed: Tensor,
     *,
-    min_object_covered=0.1,
-    aspect_ratio_range=(0.5, 2.0),
-    area_range=(0.85, 1.0),
-    max_attempts=50,
-):
+    min_object_covered: float = 0.1,
+    aspect_ratio_range: tuple[float, float] = (0.5, 2.0),
+    area_range: tuple[float, float] = (0.85, 1.0),
+    max_attempts: int = 50,
+) -> Tensor:
     """Samples the release's random crop window.
 
     `tf.image.stateless_sample_distorted_bounding_box` with the release's
@@ -119,7 +122,7 @@ def distorted_crop_window(
     return tf.concat([begin[:2], size[:2]], axis=0)
 
 
-def decode_and_crop(image_bytes, crop_window):
+def decode_and_crop(image_bytes: Tensor, crop_window: Tensor) -> Tensor:
     """Decodes the crop `(offset_y, offset_x, height, width)` of an image.
 
     JPEG bytes go through `tf.image.decode_and_crop_jpeg`, which decodes only
@@ -150,7 +153,7 @@ def decode_and_crop(image_bytes, crop_window):
     return _to_float(image)
 
 
-def image_shape(image_bytes):
+def image_shape(image_bytes: Tensor) -> Tensor:
     """`(height, width, channels)` of encoded bytes; decodes only non-JPEGs."""
     return tf.cond(
         tf.io.is_jpeg(image_bytes),
@@ -164,13 +167,17 @@ def image_shape(image_bytes):
     )
 
 
-def decode_and_random_crop(image_bytes, boxes, seed):
+def decode_and_random_crop(
+    image_bytes: Tensor, boxes: Tensor, seed: Tensor
+) -> Tensor:
     """The release's distorted crop, decoded: float32 `(h, w, 3)` in [0, 1]."""
     window = distorted_crop_window(image_shape(image_bytes), boxes, seed)
     return decode_and_crop(image_bytes, window)
 
 
-def resize(image, image_size, method="bilinear"):
+def resize(
+    image: Tensor, image_size: Size, method: str = "bilinear"
+) -> Tensor:
     """Resizes to `image_size` without antialiasing; the aspect is not kept.
 
     Methods other than bilinear, area and nearest can overshoot [0, 1]; the
@@ -182,7 +189,7 @@ def resize(image, image_size, method="bilinear"):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def random_resize(image, image_size, seed):
+def random_resize(image: Tensor, image_size: Size, seed: Tensor) -> Tensor:
     """Resizes with a method drawn uniformly from `RESIZE_METHODS`.
 
     The release meant this (its `apply_with_random_selector`), but its
@@ -200,7 +207,7 @@ def random_resize(image, image_size, seed):
     return tf.switch_case(index, branches)
 
 
-def random_flip(image, seed):
+def random_flip(image: Tensor, seed: Tensor) -> Tensor:
     """Flips left-right with probability 1/2."""
     return tf.image.stateless_random_flip_left_right(image, seed)
 
@@ -219,7 +226,7 @@ def _colour_operation(name, image, seed):
     return tf.image.stateless_random_contrast(image, *CONTRAST_RANGE, seed)
 
 
-def distort_colour(image, seed):
+def distort_colour(image: Tensor, seed: Tensor) -> Tensor:
     """The release's colour distortion, then a clip to [0, 1].
 
     One of 5 cases with equal probability: brightness (±32/255), saturation
@@ -266,7 +273,7 @@ def _projective_transform(image, transform):
     return output[0] if image.shape.rank == 3 else output
 
 
-def translate(image, offsets):
+def translate(image: Tensor, offsets: Tensor) -> Tensor:
     """Shifts the content by `offsets = (dy, dx)` pixels; new pixels are 0.
 
     Positive `dx` moves the content right, positive `dy` down. Nearest-
@@ -283,7 +290,7 @@ def translate(image, offsets):
     )
 
 
-def rotate(image, angle):
+def rotate(image: Tensor, angle: Tensor | float) -> Tensor:
     """Rotates the content by `angle` radians about the image centre.
 
     Pixels that come from outside the image are 0; nearest-neighbour
@@ -305,8 +312,11 @@ def rotate(image, angle):
 
 
 def random_translate_rotate(
-    image, seed, max_translation=0.1, max_rotation_degrees=20.0
-):
+    image: Tensor,
+    seed: Tensor,
+    max_translation: float = 0.1,
+    max_rotation_degrees: float = 20.0,
+) -> Tensor:
     """The CUB/NABirds geometric augmentation of the release.
 
     A translation uniform in ±`max_translation` of the height and width, then
@@ -326,12 +336,12 @@ def random_translate_rotate(
     return rotate(image, angle)
 
 
-def scale_to_minus_one_one(image):
+def scale_to_minus_one_one(image: Tensor) -> Tensor:
     """Maps [0, 1] pixels to the model's [-1, 1]: `2 x - 1`."""
     return image * 2.0 - 1.0
 
 
-def preprocess_for_evaluation(image_bytes, image_size):
+def preprocess_for_evaluation(image_bytes: Tensor, image_size: Size) -> Tensor:
     """Decode, square bilinear resize (no antialias), scale to [-1, 1].
 
     The aspect ratio is not preserved and there is no centre crop, as in the
@@ -345,8 +355,12 @@ def preprocess_for_evaluation(image_bytes, image_size):
 
 
 def preprocess_for_training(
-    image_bytes, boxes, image_size, augmentation, seed
-):
+    image_bytes: Tensor,
+    boxes: Tensor,
+    image_size: Size,
+    augmentation: str,
+    seed: Tensor,
+) -> Tensor:
     """The release's training preprocessing of one encoded image.
 
     Args:

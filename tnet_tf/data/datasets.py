@@ -96,7 +96,7 @@ class DatasetSpec:
                     f"`splits` ({sorted(self.splits)})."
                 )
 
-    def check_split(self, split):
+    def check_split(self, split: str) -> None:
         """Raises `ValueError` naming the known splits if `split` is unknown."""
         if split not in self.splits:
             raise ValueError(
@@ -104,12 +104,12 @@ class DatasetSpec:
                 f"{', '.join(sorted(self.splits))}."
             )
 
-    def num_examples(self, split):
+    def num_examples(self, split: str) -> int | None:
         """The number of records of `split` (`None` where unknown)."""
         self.check_split(split)
         return self.splits[split]
 
-    def tfds_split(self, split):
+    def tfds_split(self, split: str) -> str:
         """The tensorflow-datasets split name of our `split`."""
         self.check_split(split)
         return self.tfds_splits.get(split, split)
@@ -118,19 +118,19 @@ class DatasetSpec:
 DATASETS = Registry("dataset")
 
 
-def register(spec):
+def register(spec: DatasetSpec) -> DatasetSpec:
     """Adds `spec` to `DATASETS` under `spec.name` and returns it."""
     return DATASETS.register(spec.name, spec)
 
 
-def get_spec(name):
+def get_spec(name: str | DatasetSpec) -> DatasetSpec:
     """The `DatasetSpec` registered as `name` (a spec passes through)."""
     if isinstance(name, DatasetSpec):
         return name
     return DATASETS.get(name)
 
 
-def names():
+def names() -> list[str]:
     """Sorted names of the registered datasets."""
     return DATASETS.names()
 
@@ -139,7 +139,9 @@ def names():
 FOLDER_SPEC_FILE = "dataset.json"
 
 
-def write_folder_spec(data_dir, spec, **extra):
+def write_folder_spec(
+    data_dir: str | os.PathLike, spec: DatasetSpec, **extra: typing.Any
+) -> str:
     """Writes `spec` (and JSON-able `extra` keys) as `<data_dir>/dataset.json`.
 
     Written under a temporary name, then renamed: the file is complete or
@@ -154,7 +156,7 @@ def write_folder_spec(data_dir, spec, **extra):
     return path
 
 
-def folder_spec(data_dir):
+def folder_spec(data_dir: str | os.PathLike) -> DatasetSpec | None:
     """The `DatasetSpec` a record folder describes, or `None` if it does not.
 
     Reads `<data_dir>/dataset.json` (`write_folder_spec`; keys other than

@@ -31,6 +31,9 @@ the two sources (the tfds metadata helpers `has_tfds_metadata`,
 module's callers).
 """
 
+import os
+from collections.abc import Sequence
+
 import tensorflow as tf
 
 from tnet_tf.data import augment
@@ -51,22 +54,22 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 
 
 def make_dataset(
-    spec_or_name,
-    data_dir,
-    split,
+    spec_or_name: datasets.DatasetSpec | str,
+    data_dir: str | os.PathLike,
+    split: str,
     *,
-    training,
-    batch_size,
-    image_size=None,
-    seed=None,
-    deterministic=None,
-    source="records",
-    repeat=None,
-    drop_remainder=None,
-    shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
-    cycle_length=DEFAULT_CYCLE_LENGTH,
-    skip_batches=0,
-):
+    training: bool,
+    batch_size: int,
+    image_size: int | Sequence[int] | None = None,
+    seed: int | None = None,
+    deterministic: bool | None = None,
+    source: str = "records",
+    repeat: bool | None = None,
+    drop_remainder: bool | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    cycle_length: int = DEFAULT_CYCLE_LENGTH,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
     """The input pipeline of one split.
 
     Args:

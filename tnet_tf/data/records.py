@@ -16,6 +16,10 @@ readable (TensorFlow's own error names neither).
 
 import os
 import re
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -72,18 +76,18 @@ def _floats(values):
 
 def encode_example(
     *,
-    image_bytes,
-    label,
-    height,
-    width,
-    filename,
-    text="",
-    synset="",
-    boxes=None,
-    image_format="JPEG",
-    colorspace="RGB",
-    channels=3,
-):
+    image_bytes: bytes,
+    label: int,
+    height: int,
+    width: int,
+    filename: str,
+    text: str = "",
+    synset: str = "",
+    boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
+    image_format: str = "JPEG",
+    colorspace: str = "RGB",
+    channels: int = 3,
+) -> tf.train.Example:
     """Builds one record.
 
     Args:
@@ -141,7 +145,7 @@ def _feature_spec():
     return spec
 
 
-def parse_example(serialized):
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """Parses one serialized record (a scalar string tensor).
 
     Works eagerly and inside `tf.data.Dataset.map`. Missing optional keys
@@ -173,7 +177,11 @@ def _numpy(value):
     return value.numpy() if hasattr(value, "numpy") else value
 
 
-def validate_example(example_dict, num_classes=None, label_offset=0):
+def validate_example(
+    example_dict: dict[str, Any],
+    num_classes: int | None = None,
+    label_offset: int = 0,
+) -> list[str]:
     """Checks a parsed record (the output of `parse_example`, run eagerly).
 
     Does not decode the image (`data_prep.verify` does that); checks that
@@ -210,7 +218,7 @@ def validate_example(example_dict, num_classes=None, label_offset=0):
     return problems
 
 
-def shard_name(split, index, num_shards):
+def shard_name(split: str, index: int, num_shards: int) -> str:
     """The file name of shard `index` (0-based) of `num_shards`.
 
     Example:
@@ -222,7 +230,7 @@ def shard_name(split, index, num_shards):
     return f"{split}-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
 
 
-def list_shards(directory, split):
+def list_shards(directory: str | os.PathLike, split: str) -> list[str]:
     """The sorted paths of the complete shards of `split` in `directory`.
 
     Temporary files of an interrupted conversion are never listed.
@@ -265,7 +273,9 @@ def list_shards(directory, split):
     return [os.path.join(directory, name) for name in expected]
 
 
-def assert_record(condition, message):
+def assert_record(
+    condition: tf.Tensor, message: Callable[[], Sequence[Any]]
+) -> tf.Tensor:
     """An assertion for graph code that names the record at fault.
 
     `message` is a function returning the parts of the message: strings
@@ -297,7 +307,11 @@ def assert_record(condition, message):
     return tf.cond(condition, lambda: tf.constant(True), fail)
 
 
-def shard_records(path, size, check_chunk=None):
+def shard_records(
+    path: str | tf.Tensor,
+    size: int | tf.Tensor,
+    check_chunk: Callable[[dict], Iterable[tf.Tensor]] | None = None,
+) -> tf.data.Dataset:
     """The serialized records of one shard; errors name the shard and record.
 
     TensorFlow reports a shard cut mid-record only as "truncated record at

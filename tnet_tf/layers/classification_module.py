@@ -1,6 +1,10 @@
 """The classification module shared by the aggregate and every feature."""
 
+from typing import Any
+
 import keras
+import tensorflow as tf
+from keras.initializers import Initializer
 
 # Dense initializer of the EfficientNet family (release §8); BagNet uses
 # glorot_normal everywhere.
@@ -14,7 +18,7 @@ _EFFICIENTNET_DENSE_INIT = {
 }
 
 
-def classifier_initializer(family):
+def classifier_initializer(family: str) -> str | dict[str, Any]:
     """The release's classifier kernel initializer for a backbone family."""
     return "glorot_normal" if family == "bagnet" else _EFFICIENTNET_DENSE_INIT
 
@@ -57,11 +61,11 @@ class ClassificationModule(keras.layers.Layer):
 
     def __init__(
         self,
-        num_classes,
-        dropout_rate=0.0,
-        kernel_initializer="glorot_normal",
-        **kwargs,
-    ):
+        num_classes: int,
+        dropout_rate: float = 0.0,
+        kernel_initializer: str | dict | Initializer = "glorot_normal",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if (
             isinstance(num_classes, bool)
@@ -114,7 +118,9 @@ class ClassificationModule(keras.layers.Layer):
             )
         self.dense.build(inputs_shape)
 
-    def call(self, inputs, training=None):
+    def call(
+        self, inputs: tf.Tensor, training: bool | None = None
+    ) -> tf.Tensor:
         return self.dense(self.dropout(inputs, training=training))
 
     def compute_output_shape(self, inputs_shape):

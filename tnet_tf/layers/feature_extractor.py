@@ -1,8 +1,11 @@
 """The feature extraction module: a backbone read at two places."""
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import keras
+import tensorflow as tf
 
 from tnet_tf import config as config_lib
 from tnet_tf.backbones import build_backbone
@@ -80,17 +83,17 @@ class FeatureExtractor(keras.layers.Layer):
 
     def __init__(
         self,
-        backbone="bagnet77",
-        base_resolution=None,
-        grid_size=None,
-        weights=None,
-        dropout_rate=0.0,
-        drop_connect_rate=None,
-        tap_layer=None,
-        tap_slice=None,
-        input_normalization="backbone",
-        **kwargs,
-    ):
+        backbone: str = "bagnet77",
+        base_resolution: int | None = None,
+        grid_size: int | None = None,
+        weights: str | None = None,
+        dropout_rate: float = 0.0,
+        drop_connect_rate: float | None = None,
+        tap_layer: str | None = None,
+        tap_slice: Sequence[int | None] | None = None,
+        input_normalization: str = "backbone",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.backbone = backbone
         self.base_resolution = self._check_base_resolution(base_resolution)
@@ -227,7 +230,9 @@ class FeatureExtractor(keras.layers.Layer):
         # Nothing to create: the backbone is built in __init__.
         self.built = True
 
-    def call(self, images, training=None):
+    def call(
+        self, images: tf.Tensor, training: bool | None = None
+    ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
         outputs = self.extractor(images, training=training)
         if self.grid_size is None:
             return outputs

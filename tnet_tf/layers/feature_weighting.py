@@ -1,6 +1,9 @@
 """The feature weighting module: a learned weighted mean of feature vectors."""
 
+from typing import Any
+
 import keras
+import tensorflow as tf
 
 
 def _dense_initializer():
@@ -53,7 +56,7 @@ class FeatureWeighting(keras.layers.Layer):
         original_implementation_detail.md §7 (layer `feat_weighting`).
     """
 
-    def __init__(self, reduction=4, **kwargs):
+    def __init__(self, reduction: int = 4, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if (
             isinstance(reduction, bool)
@@ -102,7 +105,7 @@ class FeatureWeighting(keras.layers.Layer):
         self.excite.build((None, self.squeeze.units))
         self.score.build((None, None, channels))
 
-    def call(self, vectors):
+    def call(self, vectors: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         squeezed = keras.ops.mean(vectors, axis=1)  # (b, C)
         gates = keras.activations.sigmoid(
             self.excite(keras.activations.silu(self.squeeze(squeezed)))

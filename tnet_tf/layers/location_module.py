@@ -1,7 +1,10 @@
 """The location module: scores the cells of a grid for attention."""
 
+from typing import Any
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tnet_tf import config as config_lib
 
@@ -77,14 +80,14 @@ class LocationModule(keras.layers.Layer):
 
     def __init__(
         self,
-        variant,
-        grid_size,
-        hidden_channels=None,
-        se_ratio=0.5,
-        normalize_logits=False,
-        uniform_initial_policy=False,
-        **kwargs,
-    ):
+        variant: str,
+        grid_size: int,
+        hidden_channels: int | None = None,
+        se_ratio: float = 0.5,
+        normalize_logits: bool = False,
+        uniform_initial_policy: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(
@@ -220,7 +223,9 @@ class LocationModule(keras.layers.Layer):
         batch = keras.ops.shape(feature_map)[0]
         return keras.ops.broadcast_to(grid, (batch, n, n, 2))
 
-    def call(self, feature_map, features=None):
+    def call(
+        self, feature_map: tf.Tensor, features: tf.Tensor | None = None
+    ) -> tf.Tensor:
         n = self.grid_size
         # Detail §3: the feature extractor must get no gradient from the
         # location module, which only the REINFORCE terms train.

@@ -1,7 +1,10 @@
 """Positional encoding of a feature vector's place in the attention tree."""
 
+from typing import Any
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 VARIANTS = ("bagnet", "efficientnet")
 
@@ -28,7 +31,11 @@ def _check_encoding_args(encoding_dim, max_inverse_frequency):
         )
 
 
-def sinusoidal_encoding(positions, encoding_dim, max_inverse_frequency=100.0):
+def sinusoidal_encoding(
+    positions: tf.Tensor,
+    encoding_dim: int,
+    max_inverse_frequency: float = 100.0,
+) -> tf.Tensor:
     """Encodes `(y, x, scale)` position triplets with sinusoids.
 
     With `K = encoding_dim // 6` frequencies
@@ -132,12 +139,12 @@ class PositionalEncoding(keras.layers.Layer):
 
     def __init__(
         self,
-        variant,
-        output_dim,
-        encoding_dim,
-        max_inverse_frequency=100.0,
-        **kwargs,
-    ):
+        variant: str,
+        output_dim: int,
+        encoding_dim: int,
+        max_inverse_frequency: float = 100.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(
@@ -202,7 +209,7 @@ class PositionalEncoding(keras.layers.Layer):
                 )
             self.projection.build((None, self.encoding_dim))
 
-    def call(self, features, positions):
+    def call(self, features: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
         encoding = sinusoidal_encoding(
             keras.ops.cast(positions, self.compute_dtype),
             self.encoding_dim,

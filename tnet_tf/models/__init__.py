@@ -5,6 +5,8 @@
 - `build_model(config)`: the model of a config.
 """
 
+from typing import Any
+
 from tnet_tf import config as config_lib
 from tnet_tf.models import preset_directory
 from tnet_tf.models.baseline import BaselineClassifier
@@ -18,7 +20,9 @@ MODEL_CLASSES = {
 }
 
 
-def build_model(config, **kwargs):
+def build_model(
+    config: config_lib.TNetConfig | config_lib.BaselineConfig, **kwargs: Any
+) -> ImageClassifier:
     """The model of `config`: a `TNet` for a `TNetConfig`, a
     `BaselineClassifier` for a `BaselineConfig`; `kwargs` go to its
     constructor (e.g. `load_backbone_weights`)."""

@@ -1,5 +1,7 @@
 """Plain CNN classifiers run on the whole image: the paper's baselines."""
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -51,7 +53,12 @@ class BaselineClassifier(image_classifier.ImageClassifier):
 
     config_class = config_lib.BaselineConfig
 
-    def __init__(self, config, load_backbone_weights=True, **kwargs):
+    def __init__(
+        self,
+        config: config_lib.BaselineConfig | dict[str, Any],
+        load_backbone_weights: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(config, load_backbone_weights, **kwargs)
         self.feature_extractor = self.build_feature_extractor(
             base_resolution=None, grid_size=None
@@ -70,8 +77,12 @@ class BaselineClassifier(image_classifier.ImageClassifier):
         self.built = True
 
     def call(
-        self, images, training=None, locations_per_level=None, selection=None
-    ):
+        self,
+        images: tf.Tensor,
+        training: bool | None = None,
+        locations_per_level: image_classifier.Locations = None,
+        selection: str | None = None,
+    ) -> image_classifier.Outputs:
         self.resolve_locations(locations_per_level)
         features = self.feature_extractor(images, training=training)
         logits = self.classification_module(features, training=training)

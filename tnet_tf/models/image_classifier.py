@@ -22,8 +22,14 @@ asks which kind of model it holds:
 """
 
 import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+from typing import Self
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tnet_tf import backbones
 from tnet_tf import config as config_lib
@@ -34,6 +40,13 @@ from tnet_tf.layers import FeatureExtractor
 from tnet_tf.layers import classifier_initializer
 from tnet_tf.models import preset_directory
 from tnet_tf.models.training_step import TrainingStep
+
+# The type hints of the contract: a `locations_per_level` setting (None:
+# the model's default), a config, the call's output dict, a path.
+Locations = Sequence[int] | None
+Config = config_lib.TNetConfig | config_lib.BaselineConfig | dict[str, Any]
+Outputs = dict[str, tf.Tensor | tuple[tf.Tensor, ...]]
+PathLike = str | os.PathLike
 
 
 class ImageClassifier(TrainingStep, keras.Model):
@@ -52,7 +65,12 @@ class ImageClassifier(TrainingStep, keras.Model):
 
     config_class = None
 
-    def __init__(self, config, load_backbone_weights=True, **kwargs):
+    def __init__(
+        self,
+        config: Config,
+        load_backbone_weights: bool = True,
+        **kwargs: Any,
+    ) -> None:
         config_class = self.config_class
         if isinstance(config, dict):
             config = config_class.from_dict(config)
@@ -70,7 +88,7 @@ class ImageClassifier(TrainingStep, keras.Model):
         # The class names when known (from a preset directory), else None.
         self.class_names = None
 
-    def build_feature_extractor(self, **grid):
+    def build_feature_extractor(self, **grid: Any) -> FeatureExtractor:
         """The config's backbone as a `FeatureExtractor`; `grid` holds
         TNet's settings of the grid it feeds (`base_resolution`,
         `grid_size`, the tap)."""
@@ -87,7 +105,7 @@ class ImageClassifier(TrainingStep, keras.Model):
             **grid,
         )
 
-    def build_classification_module(self):
+    def build_classification_module(self) -> ClassificationModule:
         """The linear classifier, initialised for the backbone's family."""
         return ClassificationModule(
             num_classes=self.config.num_classes,
@@ -100,7 +118,9 @@ class ImageClassifier(TrainingStep, keras.Model):
 
     # === One call contract ===
 
-    def resolve_locations(self, locations_per_level):
+    def resolve_locations(
+        self, locations_per_level: Locations
+    ) -> tuple[int, ...]:
         """The call's locations per level, validated, as a tuple (the
         model's default for `None`). A model that attends no region takes
         `None` or `[]`."""
@@ -115,7 +135,9 @@ class ImageClassifier(TrainingStep, keras.Model):
             f"{locations_per_level!r}."
         )
 
-    def check_traversal_depth(self, locations_per_level, height, width):
+    def check_traversal_depth(
+        self, locations_per_level: Locations, height: int, width: int
+    ) -> None:
         """Raises `LocationSettingError` when `locations_per_level` cannot
         be traversed on `height x width` px images."""
         self.resolve_locations(locations_per_level)
@@ -137,7 +159,9 @@ class ImageClassifier(TrainingStep, keras.Model):
             self.evaluation_locations = previous
             self.test_function = self.predict_function = None
 
-    def evaluate(self, *args, locations_per_level=None, **kwargs):
+    def evaluate(
+        self, *args: Any, locations_per_level: Locations = None, **kwargs: Any
+    ) -> float | list[float] | dict[str, float]:
         """`keras.Model.evaluate`, optionally at another `locations_per_level`.
 
         The weights do not depend on the number of locations, so one model
@@ -146,7 +170,13 @@ class ImageClassifier(TrainingStep, keras.Model):
         with self._running_at(locations_per_level):
             return super().evaluate(*args, **kwargs)
 
-    def predict(self, x, *args, locations_per_level=None, **kwargs):
+    def predict(
+        self,
+        x: np.ndarray | tf.Tensor | tf.data.Dataset | keras.utils.PyDataset,
+        *args: Any,
+        locations_per_level: Locations = None,
+        **kwargs: Any,
+    ) -> dict[str, np.ndarray | tuple[np.ndarray, ...]]:
         """`keras.Model.predict`, optionally at another `locations_per_level`.
 
         Returns the call's output dict (see the module docstring) with NumPy
@@ -167,14 +197,14 @@ class ImageClassifier(TrainingStep, keras.Model):
 
     def export(
         self,
-        filepath,
-        format="tf_saved_model",
-        verbose=None,
-        input_signature=None,
-        locations_settings=None,
-        image_size=None,
-        **kwargs,
-    ):
+        filepath: PathLike,
+        format: str = "tf_saved_model",
+        verbose: bool | None = None,
+        input_signature: None = None,
+        locations_settings: Sequence[Sequence[int]] | None = None,
+        image_size: int | Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Writes a SavedModel with the project's serving endpoints.
 
         The same as `tnet_tf.export.export_saved_model(model, filepath,
@@ -225,7 +255,7 @@ class ImageClassifier(TrainingStep, keras.Model):
             )
 
     @classmethod
-    def from_preset(cls, name, **overrides):
+    def from_preset(cls, name: PathLike, **overrides: Any) -> Self:
         """Builds preset `name` (`tnet_tf.presets.names()`) with config
         fields overridden, or loads the preset directory `name` (written by
         `save_to_preset`: config, weights and class names)."""
@@ -240,7 +270,9 @@ class ImageClassifier(TrainingStep, keras.Model):
             )
         return cls(config.replace(**overrides))
 
-    def save_to_preset(self, directory, class_names=None):
+    def save_to_preset(
+        self, directory: PathLike, class_names: Sequence[str] | None = None
+    ) -> str:
         """Writes the model as a preset directory that `from_preset` and
         `tnet_tf.presets.build` load offline: its config, weights, class
         names (`class_names`, else the model's `class_names` if set) and

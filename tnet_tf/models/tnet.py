@@ -1,5 +1,7 @@
 """TNet: the multi-scale hard-attention classifier as a Keras model."""
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -13,6 +15,7 @@ from tnet_tf.models import image_classifier
 from tnet_tf.models import regions as regions_lib
 from tnet_tf.models import traversal_limits
 
+Locations, Outputs = image_classifier.Locations, image_classifier.Outputs
 METRIC_TERMS = (
     "loss",
     "aggregate_ce",
@@ -101,7 +104,12 @@ class TNet(image_classifier.ImageClassifier):
     # `region_sampling_mode`; replace an entry to change how cells are read.
     region_readers = regions_lib.REGION_READERS
 
-    def __init__(self, config, load_backbone_weights=True, **kwargs):
+    def __init__(
+        self,
+        config: config_lib.TNetConfig | dict[str, Any],
+        load_backbone_weights: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(config, load_backbone_weights, **kwargs)
         config = self.config
         # === Layers ===
@@ -171,8 +179,12 @@ class TNet(image_classifier.ImageClassifier):
         self.built = True
 
     def call(
-        self, images, training=None, locations_per_level=None, selection=None
-    ):
+        self,
+        images: tf.Tensor,
+        training: bool | None = None,
+        locations_per_level: Locations = None,
+        selection: str | None = None,
+    ) -> Outputs:
         config, grid = self.config, self.config.grid_size
         locations = self.resolve_locations(locations_per_level)
         images = traversal_limits.check_images(
@@ -263,7 +275,9 @@ class TNet(image_classifier.ImageClassifier):
             )
         return selection
 
-    def resolve_locations(self, locations_per_level):
+    def resolve_locations(
+        self, locations_per_level: Locations
+    ) -> tuple[int, ...]:
         """Validated tuple of locations per level (config default for None)."""
         return traversal_limits.resolve_locations(
             self.config, locations_per_level
@@ -275,7 +289,11 @@ class TNet(image_classifier.ImageClassifier):
         # dtype before `call`; the crop reader casts where it needs to.
         return "float32"
 
-    def region_sampling_mode(self, images, locations_per_level=None):
+    def region_sampling_mode(
+        self,
+        images: tf.Tensor | tf.TensorShape | tuple[int | None, ...],
+        locations_per_level: Locations = None,
+    ) -> str:
         """`"crop"` or `"resample"`: how a call on `images` (a tensor or its
         shape) brings levels 2 and deeper to the base resolution.
 
@@ -306,7 +324,9 @@ class TNet(image_classifier.ImageClassifier):
             compute_dtype=self.compute_dtype,
         )
 
-    def check_traversal_depth(self, locations_per_level, height, width):
+    def check_traversal_depth(
+        self, locations_per_level: Locations, height: int, width: int
+    ) -> None:
         """Raises `LocationSettingError` if `locations_per_level` goes
         deeper than `height x width` px images allow.
 

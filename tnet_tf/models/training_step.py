@@ -9,6 +9,8 @@ on every replica when it is not finite (`minimize`); `model.fit` and
 `tnet_tf.distributed.train_loop` both run it (`replica_step`).
 """
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -127,11 +129,11 @@ class TrainingStep:
 
     def compile(
         self,
-        optimizer="adam",
-        backbone_optimizer=None,
-        loss_variant="paper",
-        **kwargs,
-    ):
+        optimizer: str | keras.optimizers.Optimizer = "adam",
+        backbone_optimizer: str | keras.optimizers.Optimizer | None = None,
+        loss_variant: str = "paper",
+        **kwargs: Any,
+    ) -> None:
         """Configures training.
 
         Args:
