@@ -1,4 +1,4 @@
-"""CUB-200-2011 and NABirds to TFRecords: one converter, two datasets.
+r"""CUB-200-2011 and NABirds to TFRecords: one converter, two datasets.
 
 Both datasets publish the same index files in their root folder (the one
 holding `images.txt`):
@@ -39,6 +39,11 @@ from tnet_tf.data import shards
 
 DATASETS = ("cub", "nabirds")
 DEFAULT_SHARDS = {"train": 16, "validation": 16}
+
+# The shared flags this converter reads, listed by its --help.
+common_flags.declare_key_flags(
+    __name__, *common_flags.CONVERTER_FLAGS, "dataset"
+)
 
 
 def read_table(path):

@@ -44,6 +44,29 @@ SHUFFLE_SEED = flags.DEFINE_integer(
     "Seed of the shuffle before sharding (release: 12345).",
 )
 
+# The flags of every converter of a raw dataset (see `declare_key_flags`).
+CONVERTER_FLAGS = (
+    "raw_dir",
+    "output_dir",
+    "train_shards",
+    "eval_shards",
+    "num_workers",
+    "shuffle_seed",
+)
+
+
+def declare_key_flags(module_name, *names):
+    """Declares the shared flags `names` key flags of `module_name`.
+
+    absl's --help lists the flags of the main module and its key flags
+    only (--helpfull lists all, TensorFlow's included). `module_name` is
+    the caller's `__name__`; `__main__` (`python -m`) stands for the file
+    run, as absl's own `declare_key_flag` resolves it.
+    """
+    module = sys.argv[0] if module_name == "__main__" else module_name
+    for name in names:
+        flags.FLAGS.register_key_flag_for_module(module, flags.FLAGS[name])
+
 
 class RawLayoutError(ValueError):
     """The raw folder is not laid out as the converter expects."""

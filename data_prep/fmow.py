@@ -74,6 +74,9 @@ TEST_GT_MAPPING = flags.DEFINE_string(
     "test_gt_mapping.json (default: <raw_dir>/test_gt_mapping.json).",
 )
 
+# The shared flags this converter reads, listed by its --help.
+common_flags.declare_key_flags(__name__, *common_flags.CONVERTER_FLAGS)
+
 
 def context_multiplier(ratio):
     """Context added around a box, from its size relative to the image."""

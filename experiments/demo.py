@@ -28,6 +28,10 @@ def demo_config():
     return config_lib.apply_overrides(config, common.OVERRIDE.value)
 
 
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(__name__, "workdir", "override", "tiny", "seed")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")

@@ -1,4 +1,4 @@
-"""Top-1 / top-5 of a checkpoint at several location settings, in one run.
+r"""Top-1 / top-5 of a checkpoint at several location settings, in one run.
 
     python -m experiments.evaluate --recipe=imagenet_tnet \
         --workdir=runs/imagenet_tnet --data_dir=records/imagenet
@@ -18,6 +18,15 @@ from absl import flags
 
 from experiments import flags as common
 from tnet_tf import experiment
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(
+    __name__,
+    *common.RECIPE_FLAGS,
+    *common.CHECKPOINT_FLAGS,
+    "locations",
+    "split",
+)
 
 
 def main(argv):

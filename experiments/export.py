@@ -1,4 +1,4 @@
-"""Exports a checkpoint as a SavedModel (and a .keras copy).
+r"""Exports a checkpoint as a SavedModel (and a .keras copy).
 
     python -m experiments.export --recipe=fmow_tnet_stage2 \
         --workdir=runs/fmow_tnet_stage2 --locations=2,1 --locations=3,1
@@ -15,6 +15,11 @@ from absl import flags
 
 from experiments import flags as common
 from tnet_tf import experiment
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(
+    __name__, *common.RECIPE_FLAGS, *common.CHECKPOINT_FLAGS, "locations"
+)
 
 
 def main(argv):

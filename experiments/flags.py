@@ -76,6 +76,26 @@ SPLIT = flags.DEFINE_string(
 )
 
 
+# The shared flags each helper below reads: an entry point declares those
+# it reads as its key flags (`declare_key_flags`), so that its --help lists
+# them next to its own.
+RECIPE_FLAGS = ("recipe", "preset", "override", "tiny", "seed", "data_dir")
+CHECKPOINT_FLAGS = ("checkpoint", "workdir")
+
+
+def declare_key_flags(module_name, *names):
+    """Declares the shared flags `names` key flags of `module_name`.
+
+    absl's --help lists the flags of the main module and its key flags
+    only (--helpfull lists all, TensorFlow's included). `module_name` is
+    the caller's `__name__`; `__main__` (`python -m`) stands for the file
+    run, as absl's own `declare_key_flag` resolves it.
+    """
+    module = sys.argv[0] if module_name == "__main__" else module_name
+    for name in names:
+        flags.FLAGS.register_key_flag_for_module(module, flags.FLAGS[name])
+
+
 # The entry points validate every flag through the functions below before
 # they write anything: a bad value raises `app.UsageError`, which absl
 # prints with the usage (no traceback) before exiting with status 1.

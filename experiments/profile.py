@@ -1,4 +1,4 @@
-"""Params, multiply-adds, ms per image and peak memory per location setting.
+r"""Params, multiply-adds, ms per image and peak memory per location setting.
 
     python -m experiments.profile --recipe=imagenet_tnet \
         --workdir=runs/imagenet_tnet
@@ -26,6 +26,12 @@ REPETITIONS = flags.DEFINE_integer(
 )
 WARMUP = flags.DEFINE_integer(
     "warmup", 2, "Untimed batches first (tracing included)."
+)
+
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(
+    __name__, *common.RECIPE_FLAGS, *common.CHECKPOINT_FLAGS, "locations"
 )
 
 

@@ -1,4 +1,4 @@
-"""Trains one recipe (any preset) and saves its final checkpoint.
+r"""Trains one recipe (any preset) and saves its final checkpoint.
 
     python -m experiments.train --recipe=imagenet_tnet \
         --workdir=runs/imagenet_tnet --data_dir=records/imagenet
@@ -56,6 +56,10 @@ DETERMINISTIC_OPS = flags.DEFINE_bool(
     "Deterministic kernels (tf.config.experimental.enable_op_determinism), "
     "for identical GPU runs; seeded CPU runs repeat without it.",
 )
+
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(__name__, *common.RECIPE_FLAGS, "workdir")
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-"""Pictures of what a TNet attends on a split, and accuracy vs FLOPs.
+r"""Pictures of what a TNet attends on a split, and accuracy vs FLOPs.
 
     python -m experiments.visualize --recipe=imagenet_tnet \
         --workdir=runs/imagenet_tnet --data_dir=records/imagenet \
@@ -32,6 +32,16 @@ CSV_IMAGES = flags.DEFINE_integer(
 )
 EVAL_CSV = flags.DEFINE_multi_string(
     "eval_csv", [], "CSV written by experiments.evaluate; repeat for several."
+)
+
+
+# The shared flags this entry point reads, listed by its --help.
+common.declare_key_flags(
+    __name__,
+    *common.RECIPE_FLAGS,
+    *common.CHECKPOINT_FLAGS,
+    "locations",
+    "split",
 )
 
 

@@ -7,6 +7,7 @@
   (params and multiply-adds of presets, `tnet_tf.profiling.profile_preset`).
 """
 
+import argparse
 import importlib
 import json
 import os
@@ -171,7 +172,11 @@ def _json_line(row):
 
 
 def parse_flags(argv):
-    """Parses the command line (`argv[0]` is the program name)."""
+    """Parses the command line (`argv[0]` is the program name).
+
+    absl's flag style, as every entry point: `--image_size 224` or
+    `--image_size=224` (the dashed `--image-size` is still read).
+    """
     parser = argparse_flags.ArgumentParser(
         prog="python -m tnet_tf.profiling",
         description="Parameters and multiply-adds per image of TNet presets.",
@@ -193,12 +198,17 @@ def parse_flags(argv):
         "empty: the preset default.",
     )
     parser.add_argument(
-        "--image-size",
         "--image_size",
-        dest="image_size",
         type=int,
         default=None,
         help="square input size in pixels; default: the preset's.",
+    )
+    # The spelling before absl's underscores, still read; not listed.
+    parser.add_argument(
+        "--image-size",
+        dest="image_size",
+        type=int,
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--json",
@@ -213,7 +223,7 @@ def parse_flags(argv):
     if args.all and (args.locations is not None or args.image_size):
         parser.error(
             "--all profiles presets at their defaults; drop --locations "
-            "and --image-size."
+            "and --image_size."
         )
     return args
 
