@@ -1,31 +1,19 @@
 """Classifies images and draws the regions the model attended.
 
-One image: prints the top-5 classes with their probabilities and writes a
-PNG of the image with the attended boxes (one colour per level, each
-labelled with its location probability) under a caption.
-
     python -m experiments.predict --image=bird.jpg \
         --checkpoint=runs/cub_tnet_b0/checkpoints/final.keras \
         --class_names=records/cub/classes.txt --output_png=figures/bird.png
-    python -m experiments.predict --image=site.jpg \
-        --checkpoint=runs/fmow_tnet_stage2/export/saved_model --locations=3,1
-
-Many images in one process (quote the pattern; repeat --images for more):
-a CSV of one row per image (path; top-k class ids, names and
-probabilities; attended boxes as a JSON list of normalised [y0, x0, y1, x1]
-and their levels; multiply-adds per image, empty for a SavedModel; the
-picture's path) and, with --pictures_dir, one PNG per image.
-
     python -m experiments.predict --images='photos/*.jpg' \
         --checkpoint=my_preset_dir --output=predictions.csv
 
---checkpoint is a .keras file, a preset directory (model.save_to_preset) or
-an exported SavedModel folder (default <workdir>/checkpoints/final.keras).
-Class names come from --class_names, else the preset directory's, else the
-class ids are shown. Files that cannot be read as images are skipped with a
-warning line naming each; the exit status is then 3 (the CSV holds the
-other images). Exit status 1: a usage error (such as a pattern that matches
-no file).
+--image prints the top-5 classes and writes a PNG of the image with the
+attended boxes under a caption. --images (a quoted glob; repeat for more)
+classifies many images in one process into a CSV of one row per image
+(tnet_tf.experiment.predict.csv_columns; README) and, with --pictures_dir,
+one PNG each. --checkpoint is a .keras file, a preset directory or an
+exported SavedModel folder (default <workdir>/checkpoints/final.keras).
+Unreadable files are skipped with a warning line each; the exit status is
+then 3. Usage errors (such as a pattern matching no file) exit with 1.
 """
 
 import os
@@ -38,53 +26,37 @@ from experiments import flags as common
 from tnet_tf import config as config_lib
 from tnet_tf.experiment import predict as predict_lib
 
-# The exit status when some files could not be read (the others are done).
 SKIPPED_EXIT_STATUS = 3
 
 IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
 IMAGES = flags.DEFINE_multi_string(
-    "images",
-    [],
-    "Instead of --image: a glob pattern of image files such as "
-    "'photos/*.jpg' (quoted); repeat for several. Needs --output.",
+    "images", [], "Instead of --image: a quoted glob such as 'a/*.jpg'."
 )
-# convert_release also declares --output (a file to write); allow_override
-# lets both modules be imported into one process.
+# convert_release also declares --output: allow_override lets both modules
+# be imported into one process.
 OUTPUT = flags.DEFINE_string(
-    "output",
-    None,
-    "With --images: the CSV to write, one row per image.",
-    allow_override=True,
+    "output", None, "With --images: the CSV to write.", allow_override=True
 )
 PICTURES_DIR = flags.DEFINE_string(
-    "pictures_dir",
-    None,
-    "With --images: a folder for one PNG of attended boxes per image.",
+    "pictures_dir", None, "With --images: a folder for one PNG per image."
 )
 BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 32, "With --images: images per model call.", lower_bound=1
 )
-TOP_K = flags.DEFINE_integer(
-    "top_k", 5, "Classes listed per image.", lower_bound=1
-)
+TOP_K = flags.DEFINE_integer("top_k", 5, "Classes listed.", lower_bound=1)
 CLASS_NAMES = flags.DEFINE_string(
     "class_names", None, "Text file of class names, one per line."
 )
 OUTPUT_PNG = flags.DEFINE_string(
-    "output_png",
-    None,
-    "With --image: the picture (default: <image>_attention.png).",
+    "output_png", None, "With --image: the picture (<image>_attention.png)."
 )
 
 
 def _check_flags(argv):
     if len(argv) > 1:
-        hint = (
-            " Quote the --images pattern so that the shell does not expand it."
-            if IMAGES.value
-            else ""
+        raise app.UsageError(
+            f"Unexpected arguments: {argv[1:]} (quote an --images pattern)."
         )
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}.{hint}")
     if bool(IMAGE.value) == bool(IMAGES.value):
         raise app.UsageError("Pass either --image or --images.")
     if IMAGES.value and not OUTPUT.value:
@@ -142,8 +114,6 @@ def _predict_many(model_path, setting, class_names):
         on_skip=_warn,
     )
     print(f"Wrote {result['rows']} rows to {result['csv']}")
-    if PICTURES_DIR.value:
-        print(f"Pictures: {PICTURES_DIR.value}")
     if result["skipped"]:
         print(
             f"Skipped {len(result['skipped'])} unreadable file(s) (exit "
