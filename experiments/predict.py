@@ -1,4 +1,4 @@
-"""Classifies images and draws the regions the model attended.
+r"""Classifies images and draws the regions the model attended.
 
     python -m experiments.predict --image=bird.jpg \
         --checkpoint=runs/cub_tnet_b0/checkpoints/final.keras \
@@ -27,6 +27,7 @@ from tnet_tf import config as config_lib
 from tnet_tf.experiment import predict as predict_lib
 
 SKIPPED_EXIT_STATUS = 3
+common.declare_key_flags(__name__, *common.CHECKPOINT_FLAGS, "locations")
 
 IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
 IMAGES = flags.DEFINE_multi_string(

@@ -47,7 +47,14 @@ KEY_FLAGS = {
         "checkpoint",
         "locations",
     ],
-    "experiments.predict": ["image", "class_names"],
+    "experiments.predict": [
+        "image",
+        "images",
+        "output",
+        "class_names",
+        "checkpoint",
+        "locations",
+    ],
     "experiments.profile": [
         "recipe",
         "workdir",

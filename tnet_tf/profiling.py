@@ -10,7 +10,7 @@ Command line (`parse_flags` and `main` of `tnet_tf.experiment.profile`,
 which build on this module):
 
     python -m tnet_tf.profiling --preset NAME [--locations 2,1]
-        [--image-size 896] [--json]
+        [--image_size 896] [--json]
     python -m tnet_tf.profiling --all [--json]
 """
 
