@@ -88,13 +88,19 @@ def class_labels(dataset, index):
     return labels
 
 
+def class_names(labels):
+    """The class texts in stored-label order, from `class_labels`."""
+    return [text for _, text in sorted(labels.values())]
+
+
 def _pixel_box(line):
     x, y, width, height = (float(value) for value in line.split())
     return ((y, x, y + height, x + width),)
 
 
 def work_items(raw_dir, dataset):
-    """`({split: (items, rejected)}, num_classes)` from the index files."""
+    """`({split: (items, rejected)}, class names)` from the index files
+    (the names of stored labels `label_offset`, `label_offset + 1`, ...)."""
     if dataset not in DATASETS:
         raise ValueError(
             f"`dataset` must be one of {DATASETS}, got {dataset!r}."
@@ -126,29 +132,34 @@ def work_items(raw_dir, dataset):
                 pixel_boxes=_pixel_box(box) if box else (),
             )
         )
-    return splits, len(labels)
+    return splits, class_names(labels)
 
 
 def convert(raw_dir, output_dir, dataset, num_shards=None, **writer_options):
     """Converts CUB-200-2011 or NABirds; returns `{split: report}`.
+
+    The class names (without CUB's number prefix) go to
+    `conversion/class_names.json` (`shards.write_class_names`).
 
     Args:
         dataset: "cub" or "nabirds".
         num_shards: `{split: shards}`; default `DEFAULT_SHARDS`.
         **writer_options: passed to `shards.write_sharded`.
     """
-    splits, num_classes = work_items(raw_dir, dataset)
+    splits, names = work_items(raw_dir, dataset)
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
     label_offset = 1 if dataset == "cub" else 0
-    return shards.write_splits(
+    reports = shards.write_splits(
         splits,
         output_dir,
         num_shards,
-        num_classes=num_classes,
+        num_classes=len(names),
         label_offset=label_offset,
         raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
+    shards.write_class_names(output_dir, names, label_offset)
+    return reports
 
 
 def main(argv):

@@ -255,10 +255,12 @@ def convert(
             `raw_dir`); the test split is written when it exists.
         num_shards: `{split: shards}`; default `DEFAULT_SHARDS`.
         **writer_options: passed to `shards.write_sharded`.
+
+    `CATEGORIES` go to `conversion/class_names.json` as the class names.
     """
     splits = work_items(raw_dir, crops, max_smaller_side, test_gt_mapping)
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
-    return shards.write_splits(
+    reports = shards.write_splits(
         splits,
         output_dir,
         num_shards,
@@ -266,6 +268,8 @@ def convert(
         raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
+    shards.write_class_names(output_dir, CATEGORIES)
+    return reports
 
 
 def main(argv):

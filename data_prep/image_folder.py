@@ -30,9 +30,7 @@ import math
 import os
 import random
 import sys
-import threading
 
-import keras
 from absl import app
 from absl import flags
 
@@ -259,23 +257,12 @@ def read_layout(raw_dir, validation_fraction=None, split_seed=0):
     return FolderLayout(class_names, splits, sorted(ignored), drawn)
 
 
-def _encoder(progbar):
-    """`images.encode_image_item` that advances `progbar` (from the
-    writer's threads) and never opens a pipe or a device, whose read could
-    wait forever. Returns `(encode, [images done])`."""
-    lock, done = threading.Lock(), [0]
-
-    def encode(item):
-        if os.path.exists(item.path) and not os.path.isfile(item.path):
-            result = None, "not a regular file (a pipe or device); not read"
-        else:
-            result = images.encode_image_item(item)
-        with lock:
-            done[0] += 1
-            progbar.update(done[0])
-        return result
-
-    return encode, done
+def _encode(item):
+    """`images.encode_image_item` that never opens a pipe or a device,
+    whose read could wait forever."""
+    if os.path.exists(item.path) and not os.path.isfile(item.path):
+        return None, "not a regular file (a pipe or device); not read"
+    return images.encode_image_item(item)
 
 
 def _check_classes(layout, reports):
@@ -320,7 +307,6 @@ def convert(
     num_shards=None,
     augmentation="imagenet",
     max_smaller_side=None,
-    verbose=None,
     **writer_options,
 ):
     """Converts a folder of class sub-folders into a self-describing
@@ -334,9 +320,8 @@ def convert(
             shard per `IMAGES_PER_SHARD` images.
         augmentation: the training augmentation of its `DatasetSpec`.
         max_smaller_side: downscale images whose smaller side is longer.
-        verbose: of the `keras.utils.Progbar` of each split; default 1 on
-            a terminal, else 2 (one line a split, for logs).
-        **writer_options: passed to `shards.write_sharded`.
+        **writer_options: passed to `shards.write_sharded`
+            (`show_progress=False` silences its `shards.progress_bar`).
 
     Returns:
         `(reports, layout, spec)`: `{split: ConversionReport}`, the
@@ -364,8 +349,6 @@ def convert(
     for stale in (datasets.FOLDER_SPEC_FILE, CLASS_NAMES_FILE):
         if os.path.exists(os.path.join(output_dir, stale)):
             os.remove(os.path.join(output_dir, stale))
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
     reports = {}
     for split, classes in layout.splits.items():
         items = [
@@ -381,23 +364,15 @@ def convert(
         count = (num_shards or {}).get(split) or math.ceil(
             len(items) / IMAGES_PER_SHARD
         )
-        print(f"{split}: {len(items)} images into {count} shards", flush=True)
-        progbar = keras.utils.Progbar(
-            len(items), verbose=verbose, unit_name="image"
-        )
-        encode, done = _encoder(progbar)
         reports[split] = shards.write_sharded(
             items,
             output_dir,
             split,
             count,
-            encode=encode,
+            encode=_encode,
             num_classes=len(layout.class_names),
-            show_progress=False,
             **writer_options,
         )
-        if done[0] < len(items):  # shards kept from an earlier run
-            progbar.update(len(items))
     counts, warnings = _check_classes(layout, reports)
     for warning in warnings:
         print(f"WARNING: {warning}.", file=sys.stderr)
@@ -411,6 +386,7 @@ def convert(
             "(data_prep.image_folder)."
         ),
     )
+    shards.write_class_names(output_dir, layout.class_names)
     with open(os.path.join(output_dir, CLASS_NAMES_FILE), "w") as file:
         file.writelines(f"{class_name}\n" for class_name in layout.class_names)
     datasets.write_folder_spec(

@@ -200,6 +200,9 @@ def convert(
         num_shards: `{split: shards}`; default `DEFAULT_SHARDS`.
         **writer_options: passed to `shards.write_sharded`
             (`num_workers`, `shuffle_seed`, `show_progress`).
+
+    The synsets, in label order, go to `conversion/class_names.json` as
+    the class names (label 0, unused, reads "background").
     """
     splits, num_classes = work_items(
         raw_dir,
@@ -209,7 +212,7 @@ def convert(
         validation_labels_file,
     )
     num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
-    return shards.write_splits(
+    reports = shards.write_splits(
         splits,
         output_dir,
         num_shards,
@@ -218,6 +221,9 @@ def convert(
         raw_dir=raw_dir,  # entries resolving outside it are not read
         **writer_options,
     )
+    synsets = read_lines(synsets_file)
+    shards.write_class_names(output_dir, synsets, label_offset=1)
+    return reports
 
 
 def main(argv):

@@ -19,6 +19,7 @@ from absl import flags
 
 from data_prep import common_flags
 from tnet_tf.data import megapixel_mnist
+from tnet_tf.data import shards
 
 DEFAULT_SHARDS = {"train": 16, "test": 4}
 
@@ -82,14 +83,17 @@ def convert(
         num_shards: `{split: shards}`; default `DEFAULT_SHARDS`.
         quality: JPEG quality.
         num_workers: writer threads.
-        show_progress: draw a progress bar on stderr.
+        show_progress: a `shards.progress_bar` of each split on stdout.
         **generator_options: `MegapixelMNIST` arguments (canvas_size,
             num_digits, num_label_digits, num_noise, seed, test_fraction).
+
+    The digits "0".."9" go to `conversion/class_names.json` as the class
+    names.
     """
     counts = dict(counts or megapixel_mnist.DEFAULT_COUNTS)
     num_shards = dict(num_shards or DEFAULT_SHARDS)
     generator = megapixel_mnist.MegapixelMNIST(**generator_options)
-    return {
+    reports = {
         split: generator.write_records(
             output_dir,
             split,
@@ -101,6 +105,8 @@ def convert(
         )
         for split, count in counts.items()
     }
+    shards.write_class_names(output_dir, [str(digit) for digit in range(10)])
+    return reports
 
 
 def main(argv):

@@ -343,6 +343,26 @@ def test_records_read_through_the_pipeline(tmp_path):
     # CUB stores labels 1..200; the pipeline subtracts the offset.
     expected = [r.label - 1 for r in fake.records["train"].values()]
     assert sorted(labels) == sorted(expected)
+    # The tfds metadata names the stored labels (CUB's 0 is unused).
+    import tensorflow_datasets as tfds
+
+    pipelines.write_tfds_metadata(str(tmp_path / "out"))
+    builder = tfds.builder_from_directory(str(tmp_path / "out"))
+    label = builder.info.features["image"]["class"]["label"]
+    assert label.names == ["background"] + [
+        name.split(".", 1)[1] for name in fake_raw_data.CUB_CLASSES
+    ]
+    through_tfds = pipelines.make_dataset(
+        "cub",
+        str(tmp_path / "out"),
+        "train",
+        training=False,
+        batch_size=4,
+        image_size=32,
+        source="tfds",
+    )
+    tfds_labels = [y for _, ys in through_tfds for y in ys.numpy().tolist()]
+    assert sorted(tfds_labels) == sorted(expected)
 
 
 BAD_INPUTS = os.path.join(

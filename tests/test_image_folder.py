@@ -229,7 +229,9 @@ def test_a_class_without_readable_training_images_fails(tmp_path):
         common_flags.RawLayoutError,
         match="class 'square' has no readable image in train .*zero-byte",
     ):
-        image_folder.convert(raw, output, validation_fraction=0.5, verbose=0)
+        image_folder.convert(
+            raw, output, validation_fraction=0.5, show_progress=False
+        )
     # The folder does not describe a dataset it does not hold.
     assert not os.path.exists(os.path.join(output, "dataset.json"))
 
@@ -267,7 +269,7 @@ def test_a_pipe_named_like_an_image_is_skipped_unread(tmp_path):
         str(tmp_path / "records"),
         dataset_name="pipe_test",
         validation_fraction=0.3,
-        verbose=0,
+        show_progress=False,
         num_workers=1,
     )
     skipped = [pair for report in reports.values() for pair in report.skipped]
@@ -275,3 +277,19 @@ def test_a_pipe_named_like_an_image_is_skipped_unread(tmp_path):
         (pipe, "not a regular file (a pipe or device); not read")
     ]
     assert sum(spec.splits.values()) == 6
+
+
+def test_tfds_metadata_names_the_sub_folders(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from tnet_tf.data import pipelines
+
+    raw = make_image_folder(str(tmp_path / "raw"), per_class=3)
+    output = str(tmp_path / "records")
+    image_folder.convert(
+        raw, output, validation_fraction=0.3, show_progress=False
+    )
+    pipelines.write_tfds_metadata(output)
+    features = tfds.builder_from_directory(output).info.features
+    label = features["image"]["class"]["label"]
+    assert label.names == list(CLASSES)

@@ -320,6 +320,22 @@ def test_tfds_features_match_the_record_keys():
     assert set(flatten(info)) == set(records.KEYS)
 
 
+def test_tfds_label_feature_names():
+    def label(features):
+        return features["image"]["class"]["label"]
+
+    named = label(pipelines.tfds_record_features(["cat", "dog"]))
+    assert named.names == ["cat", "dog"] and named.num_classes == 2
+    counted = label(pipelines.tfds_record_features(num_classes=3))
+    assert counted.num_classes == 3
+    assert not hasattr(label(pipelines.tfds_record_features()), "names")
+    # Same serialized key and type as the plain int64 label.
+    assert (
+        pipelines.tfds_record_features(["a"]).get_serialized_info()
+        == pipelines.tfds_record_features().get_serialized_info()
+    )
+
+
 def test_record_folder_through_tfds(record_dir, tmp_path):
     folder = tmp_path / "with_metadata"
     folder.mkdir()

@@ -1,6 +1,5 @@
 """The sharded writer: balance, determinism, atomic shards, resume."""
 
-import io
 import os
 import signal
 import subprocess
@@ -214,15 +213,20 @@ def test_report_check():
         report.check()
 
 
-def test_progress_bar():
-    stream = io.StringIO()
-    bar = shards.ProgressBar(20, "train", stream=stream)
-    for _ in range(20):
-        bar.update()
-    bar.close()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 10  # one line per tenth in a log
-    assert lines[-1].startswith("train [" + "#" * 30 + "] 20/20")
-    silent = io.StringIO()
-    shards.ProgressBar(5, stream=silent, enabled=False).update(5)
-    assert silent.getvalue() == ""
+def test_progress_in_a_log(tmp_path, capsys):
+    # Not a terminal (captured stdout): one Keras Progbar line a split,
+    # opened by the split's label, no carriage returns; nothing on stderr.
+    items = _items(tmp_path / "raw", broken=False)
+    _write(items, tmp_path / "out", show_progress=True, num_workers=1)
+    _write(items, tmp_path / "out", show_progress=True)  # shards kept
+    captured = capsys.readouterr()
+    line = "train: 12 images into 3 shards 12/12 - "
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and all(x.startswith(line) for x in lines)
+    assert lines[0].endswith("/image") and "\r" not in captured.out
+    assert captured.err == ""
+    _write([], tmp_path / "empty", show_progress=True)
+    assert capsys.readouterr().out == "train: 0 images into 3 shards\n"
+    silent = shards.progress_bar(5, "train", enabled=False)
+    silent.add(5)
+    assert capsys.readouterr().out == ""

@@ -20,14 +20,15 @@ import os
 import random
 import re
 import sys
-import time
 
+import keras
 import tensorflow as tf
 
 from tnet_tf.data import images
 from tnet_tf.data import records
 
 REPORT_FOLDER = "conversion"
+CLASS_NAMES_FILE = "class_names.json"
 
 
 @dataclasses.dataclass
@@ -163,7 +164,7 @@ def _convert_shard(
                 lambda item: _encode(item, encode, raw_dir), batch
             )
             for item, (example, note) in zip(batch, results):
-                progress.update(1)
+                progress.add(1)
                 if example is not None:
                     # Deterministic: map order would otherwise vary by process.
                     serialized = example.SerializeToString(deterministic=True)
@@ -222,7 +223,7 @@ def write_sharded(
         shuffle_seed: the items are shuffled with `random.Random(seed)`
             before sharding (the release uses 12345); `None` keeps the order.
         num_workers: threads that decode and encode images.
-        show_progress: draw a progress bar on stderr.
+        show_progress: a `progress_bar` of the split on stdout.
 
     Returns:
         The `ConversionReport` of the split, also saved as
@@ -237,7 +238,11 @@ def write_sharded(
     _remove_stale_files(output_dir, split, num_shards)
     checks = {"num_classes": num_classes, "label_offset": label_offset}
     report = ConversionReport(split=split)
-    progress = ProgressBar(len(items), split, enabled=show_progress)
+    progress = progress_bar(
+        len(items),
+        f"{split}: {len(items)} images into {num_shards} shards",
+        enabled=show_progress,
+    )
     for index in range(num_shards):
         start = index * len(items) // num_shards
         shard_items = items[start : (index + 1) * len(items) // num_shards]
@@ -252,7 +257,7 @@ def write_sharded(
         if saved.get("fingerprint") == fingerprint:
             report.add(ConversionReport(**saved["report"]))
             report.reused_shards += 1
-            progress.update(len(shard_items))
+            progress.add(len(shard_items))
             continue
         if os.path.exists(path):
             os.remove(path)  # never keep a shard whose sidecar does not match
@@ -276,7 +281,6 @@ def write_sharded(
             if os.path.exists(temporary):
                 os.remove(temporary)
         report.add(shard_report)
-    progress.close()
     report.inputs += len(rejected)
     report.skipped += [tuple(pair) for pair in rejected]
     report.check()
@@ -285,51 +289,45 @@ def write_sharded(
     return report
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr (tqdm is not a dependency).
+def progress_bar(total, label, enabled=True, unit_name="image"):
+    """The converters' progress: a `keras.utils.Progbar` of `total` units.
 
-    On a terminal the line is redrawn in place at most every `interval`
-    seconds; in a log, one line is printed per tenth of the work.
+    Keras takes every POSIX process for a terminal; here the bar is redrawn
+    in place (verbose 1) only when stdout is one, after `label` on a line of
+    its own. In a log (verbose 2) a split is one line, written when it ends:
+    `label` opens it, e.g. "train: 16 images into 1 shards 16/16 - 0s -
+    3ms/image". Advance it with `add(n)`; `enabled=False` prints nothing.
     """
+    if not enabled:
+        return keras.utils.Progbar(total, verbose=0, unit_name=unit_name)
+    terminal = getattr(sys.stdout, "isatty", lambda: False)()
+    # Keras writes no line for an empty bar in a log: end the label here.
+    print(label, end="\n" if terminal or not total else " ", flush=True)
+    verbose = 1 if terminal else 2
+    return keras.utils.Progbar(total, verbose=verbose, unit_name=unit_name)
 
-    def __init__(
-        self, total, label="", enabled=True, stream=None, interval=0.2
-    ):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.stream = stream or sys.stderr
-        self.interval = interval
-        self.count = 0
-        self._start = self._last_draw = time.monotonic()
-        self._last_tenth = 0
-        self._terminal = getattr(self.stream, "isatty", lambda: False)()
 
-    def update(self, count=1):
-        self.count += count
-        tenth = 10 * self.count // max(self.total, 1)
-        if not self.enabled:
-            return
-        if self._terminal:
-            if time.monotonic() - self._last_draw >= self.interval:
-                self._draw("\r")
-        elif tenth > self._last_tenth:
-            self._last_tenth = tenth
-            self._draw("", end="\n")
+def write_class_names(output_dir, names, label_offset=0):
+    """Saves the class names of a record folder, indexed by stored label.
 
-    def close(self):
-        if self.enabled and (self._terminal or self._last_tenth < 10):
-            self._draw("\r" if self._terminal else "", end="\n")
+    `names[i]` names label `i + label_offset` as stored in the records;
+    labels below the offset (ImageNet's and CUB's 0) are named
+    "background". `write_tfds_metadata` reads the file
+    (`<output_dir>/conversion/class_names.json`) into tfds' `ClassLabel`.
+    """
+    os.makedirs(os.path.join(output_dir, REPORT_FOLDER), exist_ok=True)
+    stored = ["background"] * label_offset + [str(name) for name in names]
+    path = os.path.join(output_dir, REPORT_FOLDER, CLASS_NAMES_FILE)
+    _write_json(path, {"names": stored, "label_offset": label_offset})
 
-    def _draw(self, prefix, end="", width=30):
-        self._last_draw = time.monotonic()
-        done = self.count / self.total if self.total else 1.0
-        rate = self.count / max(self._last_draw - self._start, 1e-9)
-        left = int((self.total - self.count) / rate) if rate > 0 else 0
-        bar = "#" * int(width * done) + "." * (width - int(width * done))
-        self.stream.write(
-            f"{prefix}{self.label} [{bar}] {self.count}/{self.total} "
-            f"{rate:.1f}/s, {left // 60}:{left % 60:02d} left{end}"
-        )
-        self.stream.flush()
+
+def read_class_names(data_dir):
+    """The names `write_class_names` saved (by stored label), or `None`."""
+    path = os.path.join(os.fspath(data_dir), REPORT_FOLDER, CLASS_NAMES_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        return json.load(file)["names"]
 
 
 def write_splits(splits, output_dir, num_shards, **options):

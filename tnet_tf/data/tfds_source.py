@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tnet_tf.data import record_checks
 from tnet_tf.data import records
+from tnet_tf.data import shards
 
 _TFDS_METADATA_FILE = "dataset_info.json"
 _TFDS_FILENAME_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"
@@ -25,12 +26,19 @@ def has_tfds_metadata(data_dir):
     )
 
 
-def tfds_record_features():
+def tfds_record_features(class_names=None, num_classes=None):
     """The tfds `FeaturesDict` of our record schema.
 
     tfds flattens nested feature names with "/", so this dict serializes to
     exactly the keys of `tnet_tf.data.records.KEYS`: tfds reads our shards
     as they are.
+
+    Args:
+        class_names: names of the stored labels 0, 1, ... (labels below a
+            `label_offset` included): the label is a `ClassLabel` with
+            these `names`.
+        num_classes: without names, a `ClassLabel` of this many stored
+            labels; with neither, a plain int64 label.
     """
     import numpy as np
     import tensorflow_datasets as tfds
@@ -39,6 +47,13 @@ def tfds_record_features():
 
     def column(dtype):
         return features.Sequence(features.Scalar(dtype=dtype))
+
+    if class_names is not None:
+        label = features.ClassLabel(names=[str(n) for n in class_names])
+    elif num_classes is not None:
+        label = features.ClassLabel(num_classes=num_classes)
+    else:
+        label = features.Scalar(dtype=np.int64)
 
     return features.FeaturesDict(
         {
@@ -55,7 +70,7 @@ def tfds_record_features():
                     "filename": features.Text(),
                     "class": features.FeaturesDict(
                         {
-                            "label": features.Scalar(dtype=np.int64),
+                            "label": label,
                             "text": features.Text(),
                             "synset": features.Text(),
                         }
@@ -79,7 +94,7 @@ def tfds_record_features():
     )
 
 
-def write_tfds_metadata(data_dir):
+def write_tfds_metadata(data_dir, class_names=None, num_classes=None):
     """Makes a record folder readable with `tfds.builder_from_directory`.
 
     Writes tfds' `dataset_info.json` and `features.json` next to the shards
@@ -87,12 +102,19 @@ def write_tfds_metadata(data_dir):
     changed). Afterwards `make_dataset(..., source="tfds")` and
     `tfds.builder_from_directory(data_dir).as_dataset(split=...)` read the
     folder; the image comes back decoded unless `decoders` says otherwise.
+
+    The label feature is a `ClassLabel` named by `class_names` (one per
+    stored label), by default the names the converter saved
+    (`shards.read_class_names`); without names, of `num_classes` stored
+    labels where given (see `tfds_record_features`).
     """
     import tensorflow_datasets as tfds
 
+    if class_names is None:
+        class_names = shards.read_class_names(data_dir)
     tfds.folder_dataset.write_metadata(
         data_dir=os.fspath(data_dir),
-        features=tfds_record_features(),
+        features=tfds_record_features(class_names, num_classes),
         split_infos=None,  # detected from the shard names and counted
         filename_template=_TFDS_FILENAME_TEMPLATE,
         check_data=True,
