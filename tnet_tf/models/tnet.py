@@ -311,11 +311,13 @@ class TNet(image_classifier.ImageClassifier):
         )
 
     def region_reader(self, images, locations_per_level=None):
-        """A new `RegionReader` for a call on `images`."""
+        """A new `RegionReader` for a call on `images`; an input naming its
+        own `reader_class` (`lazy_reading.EncodedImage`) gets that one."""
         config = self.config
-        reader = self.region_readers[
-            self.region_sampling_mode(images, locations_per_level)
-        ]
+        reader = getattr(images, "reader_class", None)
+        if reader is None:
+            mode = self.region_sampling_mode(images, locations_per_level)
+            reader = self.region_readers[mode]
         return reader(
             config.base_resolution,
             config.grid_size,
