@@ -98,8 +98,17 @@ class JpegRegions(regions_lib.RegionReader):
             return self._resize(self._cast(_to_model_range(pixels[None])))
         origins = np.asarray(regions.origins).astype(np.int64)
         height, width = (int(side) for side in regions.size)
-        crops = [self._window(y, x, height, width) for y, x in origins]
-        return self._resize(self._cast(tf.stack(crops)))
+        # One region at full resolution at a time: each is resized before
+        # the next is decoded.
+        return tf.concat(
+            [
+                self._resize(
+                    self._cast(self._window(y, x, height, width)[None])
+                )
+                for y, x in origins
+            ],
+            axis=0,
+        )
 
     def descend(self, chosen):
         # The regions carry their boxes: nothing follows the traversal.
