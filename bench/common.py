@@ -210,6 +210,16 @@ def resolve_settings(args, cpu_batch, gpu_batch, smoke_batch=2):
     }
 
 
+def base_spec(settings):
+    """The keys every case of a run shares: batch, precision, jit, smoke."""
+    return {
+        "batch": settings["batch_size"],
+        "precision": settings["precision"],
+        "jit": settings["jit"],
+        "smoke": settings["smoke"],
+    }
+
+
 def selected(spec, wanted):
     """Whether case `spec` is requested by the `--cases` filter."""
     return not wanted or spec["name"] in wanted or spec.get("group") in wanted

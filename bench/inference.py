@@ -30,12 +30,7 @@ MODULE = "bench.inference"
 def case_specs(settings):
     """The benchmark's cases (before the `--cases` filter)."""
     smoke = settings["smoke"]
-    base = {
-        "batch": settings["batch_size"],
-        "precision": settings["precision"],
-        "jit": settings["jit"],
-        "smoke": smoke,
-    }
+    base = common.base_spec(settings)
     # Smoke mode: tiny_test TNet (base 32, 3x3 grid) and a tiny_cnn baseline.
     s448, s896, s224 = (64, 96, 32) if smoke else (448, 896, 224)
     tnet448 = "fmow_tnet_b0"

@@ -102,12 +102,7 @@ def check_crops(grids, batch=2, seed=5):
 def case_specs(settings):
     """The benchmark's cases (after the `--cases` filter)."""
     smoke = settings["smoke"]
-    base = {
-        "batch": settings["batch_size"],
-        "precision": settings["precision"],
-        "jit": settings["jit"],
-        "smoke": smoke,
-    }
+    base = common.base_spec(settings)
     stand_in = "tiny stand-in: " if smoke else ""
     # Smoke sizes keep the modes "auto" picks for the real models: the
     # stand-in (base 32, 3x3 grid of halves) resamples its 64 then 32 px

@@ -66,12 +66,7 @@ def resample_obstacle(config, size, locations):
 
 def case_specs(settings, sizes, locations, breakdown):
     """The benchmark's cases (after the `--cases` filter)."""
-    base = {
-        "batch": settings["batch_size"],
-        "precision": settings["precision"],
-        "jit": settings["jit"],
-        "smoke": settings["smoke"],
-    }
+    base = common.base_spec(settings)
     stand_in = "tiny stand-in: " if settings["smoke"] else ""
     config = common.Context(settings["smoke"]).config(TNET)
     specs = []
