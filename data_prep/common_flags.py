@@ -44,6 +44,16 @@ SHUFFLE_SEED = flags.DEFINE_integer(
     "Seed of the shuffle before sharding (release: 12345).",
 )
 
+# Read by the converters that can downscale (fmow, image_folder); defined
+# here once, so that both can be imported into one process.
+MAX_SMALLER_SIDE = flags.DEFINE_integer(
+    "max_smaller_side",
+    None,
+    "Downscale images whose smaller side is longer; 0: no cap (default: "
+    "the converter's, see its docstring).",
+    lower_bound=0,
+)
+
 # The flags of every converter of a raw dataset (see `declare_key_flags`).
 CONVERTER_FLAGS = (
     "raw_dir",

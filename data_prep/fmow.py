@@ -62,12 +62,8 @@ SPLIT_FOLDERS = {"train": "train", "validation": "val"}
 CROPS = flags.DEFINE_boolean(
     "crops", False, "Write the bounding-box crop record set instead."
 )
-MAX_SMALLER_SIDE = flags.DEFINE_integer(
-    "max_smaller_side",
-    None,
-    "Cap on the smaller image side (default 1000, or 224 with --crops; 0: "
-    "no cap).",
-)
+# Default 1000, or 224 with --crops (see the docstring).
+MAX_SMALLER_SIDE = common_flags.MAX_SMALLER_SIDE
 TEST_GT_MAPPING = flags.DEFINE_string(
     "test_gt_mapping",
     None,
@@ -75,7 +71,9 @@ TEST_GT_MAPPING = flags.DEFINE_string(
 )
 
 # The shared flags this converter reads, listed by its --help.
-common_flags.declare_key_flags(__name__, *common_flags.CONVERTER_FLAGS)
+common_flags.declare_key_flags(
+    __name__, *common_flags.CONVERTER_FLAGS, "max_smaller_side"
+)
 
 
 def context_multiplier(ratio):

@@ -75,14 +75,12 @@ AUGMENTATION = flags.DEFINE_enum(
     "Training augmentation: imagenet (Inception crop and flip), birds "
     "(crop and flip of the birds datasets) or none.",
 )
-MAX_SMALLER_SIDE = flags.DEFINE_integer(
-    "max_smaller_side",
-    None,
-    "Downscale images whose smaller side is longer (default: keep sizes).",
-    lower_bound=1,
-)
+# Default: keep the images' sizes.
+MAX_SMALLER_SIDE = common_flags.MAX_SMALLER_SIDE
 # The shared flags this converter reads, listed by its --help.
-common_flags.declare_key_flags(__name__, *common_flags.CONVERTER_FLAGS)
+common_flags.declare_key_flags(
+    __name__, *common_flags.CONVERTER_FLAGS, "max_smaller_side"
+)
 
 
 @dataclasses.dataclass

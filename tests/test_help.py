@@ -176,3 +176,21 @@ def test_help_lists_the_key_flags_in_a_short_page(helps, module):
     assert not missing, text
     assert not [flag for flag in INTERNAL_FLAGS if flag in text], text
     assert len(text.splitlines()) < MAX_LINES, text
+
+
+def test_every_entry_point_imports_into_one_process():
+    # absl flags are global: two entry points defining one flag each
+    # could not both be imported (the console-script test does so).
+    code = (
+        "import importlib\n"
+        f"for name in {sorted(KEY_FLAGS)!r}:\n"
+        "    importlib.import_module(name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
