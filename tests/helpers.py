@@ -8,10 +8,15 @@ Every layer and model of tnet_tf goes through the two round-trip helpers
   deserialize_keras_object`.
 - `assert_keras_file_round_trip(model_or_layer, inputs, tmp_path)`: a `.keras`
   save and load gives the same class, the same weights and the same outputs.
+
+Also tiny inputs, and `run_module`: an entry point run as a user runs it.
 """
 
 import inspect
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -314,3 +319,25 @@ class SavedModelRunner:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+# === Entry points as a user runs them ===
+
+
+def run_module(module, *arguments, timeout=300):
+    """`python -m module arguments...` from the repository root, in a
+    subprocess with TensorFlow quiet; the `CompletedProcess` (text)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    environment = {
+        **os.environ,
+        "PYTHONPATH": root,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

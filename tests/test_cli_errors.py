@@ -8,8 +8,6 @@ usage and exits with 1) before it writes anything.
 
 import importlib
 import os
-import subprocess
-import sys
 
 import pytest
 from absl import app
@@ -24,25 +22,14 @@ from experiments import evaluate
 from experiments import export
 from experiments import profile
 from experiments import train
+from tests import helpers
 from tnet_tf import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(module, *arguments):
-    environment = {
-        **os.environ,
-        "PYTHONPATH": ROOT,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", module, *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return helpers.run_module(module, *arguments)
 
 
 def _assert_usage_error(process, expected):

@@ -9,8 +9,6 @@ tested in this process.
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from absl import app
@@ -20,6 +18,7 @@ from absl.testing import flagsaver
 from data_prep import common_flags
 from data_prep import image_folder
 from experiments import flags as experiment_flags
+from tests import helpers
 from tests.fake_raw_data import make_image_folder
 from tnet_tf.data import datasets
 
@@ -37,19 +36,7 @@ def _write(path, data=b""):
 
 
 def _run(module, *arguments):
-    environment = {
-        **os.environ,
-        "PYTHONPATH": ROOT,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", module, *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return helpers.run_module(module, *arguments)
 
 
 def _parsed():
