@@ -33,12 +33,12 @@ def evaluate_row(model, name, canvases, labels, setting, side, centres=None):
     """One table row: top-1, multiply-adds and ms per image of `model` on
     `canvases` at `side` px (`setting`: TNet's locations, None for a CNN),
     and for TNet the localization (`localization`) with its chance level."""
-    kwargs = {} if setting is None else {"locations_per_level": setting}
+    # Every model takes `locations_per_level` (None: its default).
     result = model.evaluate(
         canvas_dataset(canvases, labels, 100, side),
         verbose=0,
         return_dict=True,
-        **kwargs,
+        locations_per_level=setting,
     )
     macs = profiling.profile(model, side, setting)["flops"]
     timing = experiment.measure_inference(

@@ -58,7 +58,8 @@ def parse_locations(text, empty=LEVEL_1_ALONE):
 
 
 def format_locations(setting):
-    """Inverse of `parse_locations`; `None` (a baseline) gives `""`."""
+    """Inverse of `parse_locations`; `None` (no setting given: the model's
+    default) gives `""`."""
     if setting is None:
         return ""
     return ",".join(str(k) for k in setting) if setting else "none"
