@@ -23,6 +23,7 @@ asks which kind of model it holds:
 
 import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 from typing import Self
@@ -38,6 +39,7 @@ from tnet_tf import preset_configs
 from tnet_tf.layers import ClassificationModule
 from tnet_tf.layers import FeatureExtractor
 from tnet_tf.layers import classifier_initializer
+from tnet_tf.models import anytime
 from tnet_tf.models import preset_directory
 from tnet_tf.models.training_step import TrainingStep
 
@@ -167,7 +169,14 @@ class ImageClassifier(TrainingStep, keras.Model):
         The weights do not depend on the number of locations, so one model
         is evaluated at any setting without rebuilding.
         """
-        with self._running_at(locations_per_level):
+        with self._running_at(locations_per_level), warnings.catch_warnings():
+            if kwargs.get("steps") is None:
+                # Keras warns when a dataset of unknown length (records,
+                # `take`) reaches its end, also inside `fit`'s validation;
+                # with no `steps` asked for, that end is the expected one.
+                warnings.filterwarnings(
+                    "ignore", message="Your input ran out of data"
+                )
             return super().evaluate(*args, **kwargs)
 
     def predict(
@@ -193,6 +202,35 @@ class ImageClassifier(TrainingStep, keras.Model):
             images,
             training=False,
             locations_per_level=self.evaluation_locations,
+        )
+
+    def predict_anytime(
+        self,
+        images: tf.Tensor | np.ndarray,
+        threshold: float | None = None,
+        max_locations: int | None = None,
+        budget: int | None = None,
+        **options: Any,
+    ) -> anytime.AnytimePrediction:
+        """Anytime inference on one batch: top-level locations attended
+        one at a time in the policy's rank order, each image stopping once
+        its top softmax probability reaches `threshold` (at most
+        `max_locations`), or a `budget` of locations for the batch given
+        to the least certain images; only undecided images are read.
+
+        With `k` locations and a threshold never reached, the logits and
+        cells are those of `self(images, locations_per_level=[k])`
+        (`[k, *subtree]` for deeper models: a step is a cell with its
+        subtree). Options (`min_locations`, `round_size`, `subtree`) and
+        the result: `tnet_tf.models.anytime.predict_anytime`. A model
+        that attends no region raises `ValueError`.
+
+        Example:
+        >>> out = model.predict_anytime(images, threshold=0.9)
+        >>> out.logits, out.locations, out.multiply_adds
+        """
+        return anytime.predict_anytime(
+            self, images, threshold, max_locations, budget, **options
         )
 
     def export(

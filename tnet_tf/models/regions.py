@@ -165,6 +165,15 @@ class RegionReader:
     def descend(self, chosen):
         raise NotImplementedError
 
+    def keep(self, indices):
+        """Narrows the reader to the regions `indices` (int32 `(m,)`) of
+        the level last read, e.g. the images anytime inference still
+        reads (`tnet_tf.models.anytime`)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot narrow its regions to a subset "
+            "(anytime inference needs `RegionReader.keep`)."
+        )
+
     def _resize(self, pixels):
         return resize_to_base(pixels, self.base_resolution, self.antialias)
 
@@ -189,6 +198,9 @@ class CropRegions(RegionReader):
             self._pixels, chosen, self.grid_size, self.cell_fraction
         )
 
+    def keep(self, indices):
+        self._pixels = tf.gather(self._pixels, indices)
+
 
 class ResampleRegions(RegionReader):
     """Reads each region's samples straight from the float32 input, so the
@@ -212,6 +224,10 @@ class ResampleRegions(RegionReader):
 
     def descend(self, chosen):
         self._image_index = tf.repeat(self._image_index, chosen.shape[-1])
+
+    def keep(self, indices):
+        # Only the index: the input images are never copied.
+        self._image_index = tf.gather(self._image_index, indices)
 
 
 REGION_READERS = {"crop": CropRegions, "resample": ResampleRegions}
