@@ -109,9 +109,9 @@ def _row(model, locations, top1, macs):
     return {
         "model": model,
         "locations": locations,
-        "input_px": 256,
+        "image_size": 256,
         "top1": top1,
-        "macs": macs,
+        "flops": macs,
         "ms_per_image": 1.0,
     }
 
@@ -145,12 +145,12 @@ def test_smoke_run_writes_the_table_export_and_pictures(tmp_path, capsys):
         ("CNN downscaled", ""),
         ("CNN full resolution", ""),
     ]
-    tnet_macs = [row["macs"] for row in rows[:3]]
+    tnet_macs = [row["flops"] for row in rows[:3]]
     assert tnet_macs == sorted(tnet_macs) and len(set(tnet_macs)) == 3
     low, full = rows[3], rows[4]
-    assert full["input_px"] == 128 and low["input_px"] < 128
+    assert full["image_size"] == 128 and low["image_size"] < 128
     # The downscaled CNN matches TNet's multiply-adds at one location.
-    assert abs(low["macs"] - rows[1]["macs"]) < 0.1 * rows[1]["macs"]
+    assert abs(low["flops"] - rows[1]["flops"]) < 0.1 * rows[1]["flops"]
     for row in rows:
         assert 0.0 <= row["top1"] <= 1.0 and row["ms_per_image"] > 0
     # TNet rows carry their localization and its chance level; at 0

@@ -330,3 +330,51 @@ def test_location_helpers():
     assert experiment.attended_locations((2, 1)) == 4
     assert experiment.attended_locations((3, 2)) == 9
     assert experiment.attended_locations(()) == 0
+
+
+def test_early_stopping_keeps_the_best_epoch_as_the_final_checkpoint(run):
+    result = experiment.run_training(
+        "tiny_test",
+        str(run["root"] / "runs" / "early_stopping"),
+        run["data_dir"],
+        overrides=["early_stopping_patience=1", "epochs=4"],
+        verbose=0,
+    )
+    summary = experiment.training_summary(result.history, patience=1)
+    scores = result.history["val_top1"]
+    assert summary["epochs"] == len(scores) <= 4
+    assert summary["validation_top1"] == max(scores)
+    # Ran out of epochs, or stopped one epoch after the last improvement.
+    assert summary["stopped_early"] == (len(scores) < 4)
+    final = experiment.load_checkpoint(result.final_checkpoint)
+    best = experiment.load_checkpoint(result.best_checkpoint)
+    for got, want in zip(final.weights, best.weights):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want)
+        )
+
+
+def test_early_stopping_needs_validation_and_the_fit_loop(run):
+    with pytest.raises(ValueError, match="needs `loop='fit'`"):
+        experiment.run_training(
+            "tiny_test",
+            str(run["root"] / "runs" / "no_validation"),
+            run["data_dir"],
+            overrides=["early_stopping_patience=1"],
+            validate=False,
+        )
+    with pytest.raises(ValueError, match="early_stopping_patience"):
+        recipes.resolve("tiny_test", overrides=["early_stopping_patience=0"])
+
+
+def test_training_summary_reads_the_best_epoch():
+    history = {"val_top1": [0.2, 0.5, 0.4, 0.45]}
+    assert experiment.training_summary(history, patience=2) == {
+        "epochs": 4,
+        "best_epoch": 2,
+        "validation_top1": 0.5,
+        "stopped_early": True,
+    }
+    assert not experiment.training_summary(history, patience=3)[
+        "stopped_early"
+    ]

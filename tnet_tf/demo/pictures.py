@@ -22,7 +22,7 @@ def accuracy_series(rows):
     series = [
         {
             "name": TNET,
-            "flops": [row["macs"] / 1e6 for row in tnet],
+            "flops": [row["flops"] / 1e6 for row in tnet],
             "accuracy": [100 * row["top1"] for row in tnet],
             "annotations": [row["locations"] for row in tnet],
             "kind": "line",
@@ -32,8 +32,8 @@ def accuracy_series(rows):
         if row["model"] != TNET:
             series.append(
                 {
-                    "name": f"{row['model']} ({row['input_px']} px)",
-                    "flops": [row["macs"] / 1e6],
+                    "name": f"{row['model']} ({row['image_size']} px)",
+                    "flops": [row["flops"] / 1e6],
                     "accuracy": [100 * row["top1"]],
                     "kind": "points",
                 }

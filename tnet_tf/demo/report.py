@@ -16,7 +16,6 @@ import os
 import keras
 
 from tnet_tf import experiment
-from tnet_tf import profiling
 from tnet_tf.demo.config import CNN_DOWNSCALED
 from tnet_tf.demo.config import CNN_FULL
 from tnet_tf.demo.config import RESULTS_CSV
@@ -33,14 +32,11 @@ def evaluate_row(model, name, canvases, labels, setting, side, centres=None):
     """One table row: top-1, multiply-adds and ms per image of `model` on
     `canvases` at `side` px (`setting`: TNet's locations, None for a CNN),
     and for TNet the localization (`localization`) with its chance level."""
-    # Every model takes `locations_per_level` (None: its default).
-    result = model.evaluate(
-        canvas_dataset(canvases, labels, 100, side),
-        verbose=0,
-        return_dict=True,
-        locations_per_level=setting,
+    # The runner's evaluation row; every model takes `locations_per_level`
+    # (None: its default).
+    scores = experiment.evaluate_setting(
+        model, canvas_dataset(canvases, labels, 100, side), setting, side
     )
-    macs = profiling.profile(model, side, setting)["flops"]
     timing = experiment.measure_inference(
         model,
         model_inputs(canvases[:32], side),
@@ -62,11 +58,11 @@ def evaluate_row(model, name, canvases, labels, setting, side, centres=None):
     return {
         "model": name,
         "locations": experiment.format_locations(setting),
-        "input_px": side,
-        "top1": float(result["top1"]),
+        "image_size": side,
+        "top1": scores["top1"],
         "localization": located,
         "chance_localization": chance,
-        "macs": int(macs),
+        "flops": int(scores["flops"]),
         "ms_per_image": timing["ms_per_image"],
     }
 
@@ -107,11 +103,11 @@ def _percent(fraction):
 TABLE_COLUMNS = [
     ("model", lambda row: row["model"]),
     ("locations", lambda row: row["locations"] or "-"),
-    ("input px", lambda row: row["input_px"]),
+    ("input px", lambda row: row["image_size"]),
     ("top-1 %", lambda row: f"{100 * row['top1']:.1f}"),
     ("located %", lambda row: _percent(row["localization"])),
     ("chance %", lambda row: _percent(row["chance_localization"])),
-    ("MMACs", lambda row: f"{row['macs'] / 1e6:.2f}"),
+    ("MMACs", lambda row: f"{row['flops'] / 1e6:.2f}"),
     ("ms/image", lambda row: f"{row['ms_per_image']:.2f}"),
 ]
 
@@ -134,7 +130,7 @@ def comparison(rows, config):
         for row in tnet
         if row["locations"] == str(config.equal_flops_locations)
     )
-    cheap = [row for row in tnet if 3 * row["macs"] <= full["macs"]]
+    cheap = [row for row in tnet if 3 * row["flops"] <= full["flops"]]
     best = max(cheap, key=lambda row: row["top1"]) if cheap else None
     return {
         "gain_over_equal_flops": 100 * (equal["top1"] - low["top1"]),
@@ -159,7 +155,7 @@ def summary_lines(rows, config):
         lines.append(
             f"Best TNet at <= 1/3 of the full-resolution CNN's multiply-adds "
             f"({best['locations']} locations, "
-            f"{best['macs'] / full['macs']:.2f}x its MACs): "
+            f"{best['flops'] / full['flops']:.2f}x its MACs): "
             f"{-claims['gap_to_full']:+.1f} points vs the full-resolution CNN."
         )
     return lines

@@ -35,8 +35,8 @@ def run_demo(workdir="runs/demo", config=None, verbose=1):
             (the stage headers are always printed).
 
     Returns:
-        A list of row dicts (`model`, `locations`, `input_px`, `top1`,
-        `localization`, `chance_localization`, `macs`, `ms_per_image`), as
+        A list of row dicts (`model`, `locations`, `image_size`, `top1`,
+        `localization`, `chance_localization`, `flops`, `ms_per_image`), as
         in `results.csv`.
     """
     config = config or DemoConfig()

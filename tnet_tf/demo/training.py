@@ -13,13 +13,11 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from tnet_tf import backbones
 from tnet_tf import experiment
 from tnet_tf import presets
 from tnet_tf import profiling
-from tnet_tf import training
 from tnet_tf.demo.config import CNN_DOWNSCALED
 from tnet_tf.demo.config import CNN_FULL
 from tnet_tf.demo.config import CNN_FULL_PRESET
@@ -158,32 +156,20 @@ def train(
         ),
     )
     started = time.perf_counter()
-    history = training.fit(
+    # The runner's training step, as `experiments.train` takes it.
+    history = experiment.fit_model(
         model,
         train_data,
+        directory,
         epochs=max_epochs or config.max_epochs,
-        workdir=directory,
-        validation_data=validation_data,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_top1", mode="max", patience=config.patience
-            )
-        ],
+        validation=validation_data,
+        early_stopping_patience=config.patience,
         tensorboard=False,
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
-    # `fit` keeps the epoch of highest val_top1 here.
-    model.load_weights(os.path.join(directory, experiment.BEST_CHECKPOINT))
-    path = os.path.join(directory, experiment.FINAL_CHECKPOINT)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    model.save(path)
-    scores = history.history["val_top1"]
-    best = int(np.argmax(scores))
+    experiment.save_final(model, directory)
     return {
         "seconds": seconds,
-        "epochs": history.epoch[-1] + 1,
-        "best_epoch": history.epoch[best] + 1,
-        "validation_top1": float(scores[best]),
-        "stopped_early": len(scores) - 1 - best >= config.patience,
+        **experiment.training_summary(history, config.patience),
     }

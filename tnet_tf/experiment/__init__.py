@@ -8,10 +8,12 @@ one function here. One module per verb:
   strategy, restores an earlier stage's weights (`restore_from`), trains
   with `tnet_tf.training.fit` (default and mirrored strategies) or
   `tnet_tf.distributed.train_loop` (multi-worker, where Keras `fit` fails
-  on TensorFlow 2.21), and saves `checkpoints/final.keras`.
+  on TensorFlow 2.21), and saves `checkpoints/final.keras`; its steps
+  (`fit_model` with early stopping, `save_final`, `training_summary`) are
+  the demo's too.
 - `evaluate`: `run_evaluation`, top-1 / top-5 (and multiply-adds) of one
   checkpoint at several location settings in one run; a CSV in
-  `evaluation/`.
+  `evaluation/`. `evaluate_setting` is one row's scores (also the demo's).
 - `profile`: `run_profile`, parameters, multiply-adds, ms per image and
   peak memory per location setting, as the paper's Tables 1 and 2; and the
   command line of `python -m tnet_tf.profiling`.
@@ -36,6 +38,7 @@ Everything public is importable from `tnet_tf.experiment` itself. The
 on-disk layout of a working directory is described in WORKSPACE.md.
 """
 
+from tnet_tf.experiment.evaluate import evaluate_setting
 from tnet_tf.experiment.evaluate import evaluation_table
 from tnet_tf.experiment.evaluate import run_evaluation
 from tnet_tf.experiment.export import run_export
@@ -73,7 +76,10 @@ from tnet_tf.experiment.tables import write_csv
 from tnet_tf.experiment.train import LOOPS
 from tnet_tf.experiment.train import TrainingResult
 from tnet_tf.experiment.train import compile_for_training
+from tnet_tf.experiment.train import fit_model
 from tnet_tf.experiment.train import make_optimizers
 from tnet_tf.experiment.train import run_training
+from tnet_tf.experiment.train import save_final
+from tnet_tf.experiment.train import training_summary
 from tnet_tf.experiment.visualize import accuracy_vs_flops
 from tnet_tf.experiment.visualize import run_visualize

@@ -2,6 +2,9 @@
 
 - `run_evaluation`: one checkpoint evaluated at every location setting in
   one run (and its multiply-adds); a CSV in `evaluation/`.
+- `evaluate_setting`: the columns every evaluation row has (the setting,
+  top-1, top-5, multiply-adds), for one model at one setting; the demo's
+  rows start from it too.
 - `evaluation_table`: those rows as a text table.
 """
 
@@ -75,26 +78,21 @@ def run_evaluation(
     height, width = recipe.image_size
     rows = []
     for setting in settings:
-        logs = model.evaluate(
+        scores = evaluate_setting(
+            model,
             dataset,
-            return_dict=True,
-            verbose=verbose,
-            locations_per_level=setting,
-        )
-        flops = (
-            profiling.profile(model, recipe.image_size, setting)["flops"]
-            if count_flops
-            else ""
+            setting,
+            recipe.image_size if count_flops else None,
+            verbose,
         )
         rows.append(
             {
                 "recipe": recipe.name,
                 "model": model.name,
                 "split": split,
-                **setting_columns(model, setting),
-                "top1": round(float(logs["top1"]), 6),
-                "top5": round(float(logs["top5"]), 6),
-                "flops": flops,
+                **scores,
+                "top1": round(scores["top1"], 6),
+                "top5": round(scores["top5"], 6),
                 "params": model.count_params(),
                 "image_size": f"{height}x{width}",
                 "checkpoint": checkpoint,
@@ -105,6 +103,32 @@ def run_evaluation(
     )
     write_csv(output_csv, rows)
     return rows
+
+
+def evaluate_setting(model, dataset, setting, image_size=None, verbose=0):
+    """One compiled model on `dataset` at one location setting.
+
+    Returns:
+        A dict: the setting's `locations` and `attended` columns, `top1`
+        and `top5` (fractions), and `flops`, the multiply-adds per image at
+        `image_size` (`""` when `image_size` is None: not counted).
+    """
+    logs = model.evaluate(
+        dataset,
+        return_dict=True,
+        verbose=verbose,
+        locations_per_level=setting,
+    )
+    return {
+        **setting_columns(model, setting),
+        "top1": float(logs["top1"]),
+        "top5": float(logs["top5"]),
+        "flops": (
+            ""
+            if image_size is None
+            else profiling.profile(model, image_size, setting)["flops"]
+        ),
+    }
 
 
 def evaluation_table(rows):

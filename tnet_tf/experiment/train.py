@@ -6,6 +6,9 @@
   `tnet_tf.distributed.train_loop` (multi-worker, where Keras `fit` fails on
   TensorFlow 2.21), and saves `checkpoints/final.keras`; it returns a
   `TrainingResult`.
+- `fit_model`: `tnet_tf.training.fit` with optional early stopping that
+  keeps the best epoch; `save_final` and `training_summary` its checkpoint
+  and what the run did. The demo trains its models through these too.
 - `make_optimizers`, `compile_for_training`: Adam on the recipe's schedule
   (and the backbone's own rate), TNet's loss variant.
 """
@@ -16,6 +19,7 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tnet_tf import distributed
@@ -61,6 +65,78 @@ def compile_for_training(model, recipe):
         loss_variant=recipe.loss_variant,
         jit_compile=recipe.jit_compile,
     )
+
+
+def fit_model(
+    model,
+    train,
+    workdir,
+    *,
+    epochs,
+    validation=None,
+    early_stopping_patience=None,
+    **fit_options,
+):
+    """Fits `model` in `workdir` with `tnet_tf.training.fit` (resumable,
+    best checkpoint kept when `validation` is given).
+
+    With `early_stopping_patience`, training stops once `val_top1` has not
+    improved for that many epochs, and the model ends with the weights of
+    its best epoch (read back from `checkpoints/best.keras`, so a resumed
+    run keeps the best epoch of the whole run). `fit_options` go to
+    `training.fit`. Returns the `History`.
+    """
+    callbacks = list(fit_options.pop("callbacks", None) or [])
+    if early_stopping_patience is not None:
+        if validation is None:
+            raise ValueError(
+                "`early_stopping_patience` needs validation data: it "
+                "watches `val_top1`."
+            )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_top1",
+                mode="max",
+                patience=early_stopping_patience,
+            )
+        )
+    history = training.fit(
+        model,
+        train,
+        epochs=epochs,
+        workdir=workdir,
+        validation_data=validation,
+        callbacks=callbacks,
+        **fit_options,
+    )
+    if early_stopping_patience is not None:
+        model.load_weights(os.path.join(workdir, BEST_CHECKPOINT))
+    return history
+
+
+def save_final(model, workdir):
+    """Saves `model` as the run's `checkpoints/final.keras`; its path."""
+    final = os.path.join(workdir, FINAL_CHECKPOINT)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    return export.save_keras(model, final)
+
+
+def training_summary(history, patience=None):
+    """What a run with validation did, from its `History` (or its
+    `history` dict): `epochs` run, `best_epoch` and its `validation_top1`
+    (1-based epochs), and `stopped_early` (False when the epochs ran out
+    while `val_top1` was still improving within `patience`)."""
+    logs = getattr(history, "history", history)
+    scores = logs["val_top1"]
+    best = int(np.argmax(scores))
+    epochs = getattr(history, "epoch", None) or list(range(len(scores)))
+    return {
+        "epochs": epochs[-1] + 1,
+        "best_epoch": epochs[best] + 1,
+        "validation_top1": float(scores[best]),
+        "stopped_early": patience is not None
+        and len(scores) - 1 - best >= patience,
+    }
 
 
 @dataclasses.dataclass
@@ -149,6 +225,13 @@ def run_training(
     loop = loop or ("custom" if kind == "multi_worker" else "fit")
     if loop not in LOOPS:
         raise ValueError(f"`loop` must be one of {LOOPS}, got {loop!r}.")
+    if recipe.early_stopping_patience is not None and (
+        loop != "fit" or not validate
+    ):
+        raise ValueError(
+            "`early_stopping_patience` needs `loop='fit'` and validation "
+            f"(got loop={loop!r}, validate={validate})."
+        )
     chief = distributed.is_chief(strategy)
     # Workers other than the chief write into a scratch folder (TF guide on
     # multi-worker saving): every worker saves, only the chief's copy stays.
@@ -186,13 +269,14 @@ def run_training(
     # fails on its arguments (records, restore path) leaves nothing behind.
     experiment_file = write_experiment_file(recipe, directory)
     if loop == "fit":
-        history = training.fit(
+        history = fit_model(
             model,
             train,
+            directory,
             epochs=recipe.epochs,
-            workdir=directory,
+            validation=validation,
+            early_stopping_patience=recipe.early_stopping_patience,
             steps_per_epoch=recipe.steps_per_epoch,
-            validation_data=validation,
             verbose=verbose,
             backup_steps=backup_steps,
             input_starts_at="backup",
@@ -216,9 +300,7 @@ def run_training(
             input_starts_at="backup",
             delete_backup=False,  # once the final checkpoint is written
         )
-    final = os.path.join(directory, FINAL_CHECKPOINT)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    export.save_keras(model, final)
+    final = save_final(model, directory)
     training.TrainingBackup(backup_dir, writer=chief).delete()
     best = os.path.join(directory, BEST_CHECKPOINT)
     result = TrainingResult(

@@ -69,6 +69,10 @@ class ExperimentConfig:
             for a baseline (and for a TNet: its config's default only).
         eval_steps: batches evaluated (also the validation after each
             epoch); `None`: the whole split.
+        early_stopping_patience: stop once the validation top-1 has not
+            improved for this many epochs, and end with the best epoch's
+            weights (`final.keras` is then that epoch); `None` trains every
+            epoch and keeps the last, as the release.
         model_overrides: `"key=value"` edits of the preset config, e.g.
             `("backbone_weights='/w/efficientnet-b0.h5'",)`.
         jit_compile: XLA-compile the train and test steps.
@@ -93,6 +97,7 @@ class ExperimentConfig:
     restore_from: typing.Optional[str] = None
     evaluation_locations: typing.Any = ()
     eval_steps: typing.Optional[int] = None
+    early_stopping_patience: typing.Optional[int] = None
     model_overrides: typing.Any = ()
     jit_compile: bool = False
     tiny: bool = False
@@ -132,7 +137,11 @@ class ExperimentConfig:
                 spec.check_split(getattr(self, key))
         for key in ("batch_size", "epochs"):
             _check(getattr(self, key) >= 1, key, getattr(self, key))
-        for key in ("steps_per_epoch", "eval_steps"):
+        for key in (
+            "steps_per_epoch",
+            "eval_steps",
+            "early_stopping_patience",
+        ):
             value = getattr(self, key)
             _check(value is None or value >= 1, key, value)
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate)
