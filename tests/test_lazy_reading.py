@@ -1,5 +1,6 @@
-"""Lazy region reading of large JPEGs (`tnet_tf.lazy_reading`) against the
-dense path (the decoded image as a float tensor)."""
+"""Lazy region reading of large images (`tnet_tf.lazy_reading`,
+`tnet_tf.lazy_regions`) against the dense path (the decoded image as a
+float tensor)."""
 
 import keras
 import numpy as np
@@ -8,7 +9,9 @@ import tensorflow as tf
 
 from tnet_tf import TNet
 from tnet_tf import lazy_reading
+from tnet_tf import lazy_regions
 from tnet_tf import presets
+from tnet_tf.models import regions as regions_lib
 
 # fmow_tnet_b0_896's grid (3 x 3, cell 0.5, base 224, [2, 1]) on the tiny
 # backbone, for speed.
@@ -70,11 +73,13 @@ def test_matches_the_dense_path(model, jpegs, index):
 
 
 @pytest.mark.parametrize("index", range(len(SIZES)))
-def test_reduced_level_one_is_close(model, jpegs, index):
-    """Level 1 from the 1/8 DCT-scaled decode: not the dense path's
-    bilinear samples, so level 1's cell probabilities move a little (a
-    near tie may choose another cell: 4096 x 3072 here, cells 7 and 1 at
-    0.082 and 0.079); the class agrees."""
+def test_reduced_decodes_are_close(model, jpegs, index):
+    """Every box at the coarsest ratio keeping 224 px (level 1 at 1/8,
+    level 2 at 1/4 or 1/8, level 3 at 1/2 or 1/4): a DCT-scaled decode
+    averages where the dense path's bilinear resize samples, so
+    probabilities move a little (a near tie may choose another cell:
+    4096 x 3072 here, cells 7 and 1 at 0.082 and 0.079); the class
+    agrees."""
     path = jpegs[index]
     dense = dense_outputs(model, path)
     reduced = lazy_reading.classify_file(model, path)
@@ -87,31 +92,73 @@ def test_reduced_level_one_is_close(model, jpegs, index):
         np.testing.assert_array_equal(
             reduced["attended_cells"], dense["attended_cells"]
         )
+        assert np.max(np.abs(reduced["logits"] - dense["logits"])) < 0.02
+
+
+def level_regions(image, origins, size, level=1):
+    return regions_lib.Regions(
+        origins=tf.constant(origins, tf.float32),
+        size=size,
+        image_size=(image.height, image.width),
+        positions=tf.zeros((len(origins), 3)),
+        cells=tf.zeros((len(origins),), tf.int32),
+        log_probs=tf.zeros((len(origins),)),
+        per_image=len(origins),
+        level=level,
+    )
+
+
+@pytest.mark.parametrize(
+    "size, ratio", [((1040, 1040), 4), ((520, 520), 2), ((2048, 2048), 8)]
+)
+def test_scaled_window_equals_the_scaled_decode(model, jpegs, size, ratio):
+    """A region decoded at 1/ratio from its own window (crop window in the
+    scaled image's coordinates, with a margin) reads what sampling the
+    whole image decoded at 1/ratio reads; sampling at ratio 1 is
+    `tf.image.resize` of the region."""
+    image = lazy_reading.EncodedImage(tf.io.read_file(str(jpegs[1])))
+    reader = model.region_reader(image)
+    reader.start(image)
+    assert lazy_regions.decode_ratio(*size, 224) == ratio
+    origins = [[-1.0, -1.0], [1000.0, 1700.0], [513.0, 77.0]]
+    if size[0] > 1040:
+        origins = [[0.0, 682.0]]
+    read = reader.read(level_regions(image, origins, size))
+    whole = tf.io.decode_jpeg(image.contents, channels=3, ratio=ratio)
+    expected = tf.concat(
+        [
+            lazy_regions.sample_box(
+                whole, (0, 0), (int(y), int(x), *size), ratio, 224
+            )
+            for y, x in origins
+        ],
+        axis=0,
+    )
+    # Up to float rounding of the sample coordinates (another origin).
+    np.testing.assert_allclose(read, expected, atol=1e-4)
+    full = tf.io.decode_jpeg(image.contents, channels=3)
+    y, x, height, width = 513, 77, 1040, 520
+    box = lazy_regions.to_model_range(full[y : y + height, x : x + width])
+    np.testing.assert_allclose(
+        lazy_regions.sample_box(full, (0, 0), (y, x, height, width), 1, 224),
+        tf.image.resize(box[None], (224, 224)),
+        atol=1e-4,
+    )
 
 
 def test_regions_equal_the_dense_crops(model, jpegs):
     """Levels 2 and 3 are read pixel for pixel as the dense path reads
     them (the region windows are decoded with a margin)."""
     path = jpegs[1]
-    image = lazy_reading.EncodedImage(tf.io.read_file(str(path)))
+    image = lazy_reading.EncodedImage(tf.io.read_file(str(path)), max_ratio=1)
     dense = tf.io.decode_jpeg(image.contents, channels=3)
     reader = model.region_reader(image)
-    assert isinstance(reader, lazy_reading.JpegRegions)
+    assert isinstance(reader, lazy_regions.JpegRegions)
     reader.start(image)
     # Corner boxes partly outside the image (padding reads zero) and one
     # inside.
     origins = tf.constant([[-1.0, -1.0], [1000.0, 1700.0], [513.0, 77.0]])
-    regions = lazy_reading.regions_lib.Regions(
-        origins=origins,
-        size=(1040, 1040),
-        image_size=(image.height, image.width),
-        positions=tf.zeros((3, 3)),
-        cells=tf.zeros((3,), tf.int32),
-        log_probs=tf.zeros((3,)),
-        per_image=3,
-        level=1,
-    )
-    read = reader.read(regions)
+    read = reader.read(level_regions(image, origins, (1040, 1040)))
     padded = tf.pad(
         tf.image.convert_image_dtype(dense, tf.float32) * 2.0 - 1.0,
         [[1, 1040], [1, 1040], [0, 0]],
@@ -148,9 +195,9 @@ def test_classify_files_and_locations(model, jpegs):
         (224, 224, 1),
     ],
 )
-def test_level_one_ratio(height, width, ratio):
-    assert lazy_reading.level_one_ratio(height, width, 224) == ratio
-    assert lazy_reading.level_one_ratio(height, width, 224, 1) == 1
+def test_decode_ratio(height, width, ratio):
+    assert lazy_reading.decode_ratio(height, width, 224) == ratio
+    assert lazy_reading.decode_ratio(height, width, 224, 1) == 1
 
 
 def test_truncated_jpeg_fails_clearly(model, jpegs, tmp_path):
@@ -158,26 +205,64 @@ def test_truncated_jpeg_fails_clearly(model, jpegs, tmp_path):
     path = tmp_path / "truncated.jpg"
     path.write_bytes(data[: len(data) // 2])
     # The header is intact: the decode of level 1 finds the damage.
-    with pytest.raises(lazy_reading.UnreadableJpegError) as raised:
+    with pytest.raises(lazy_reading.UnreadableImageError) as raised:
         lazy_reading.classify_file(model, path)
     message = str(raised.value)
     assert str(path) in message and "level 1" in message
 
 
 @pytest.mark.parametrize(
-    "data",
-    [
-        b"not an image at all",
-        b"",
-        tf.io.encode_png(tf.zeros((300, 300, 3), tf.uint8)).numpy(),
-    ],
-    ids=["garbage", "empty", "png"],
+    "data", [b"not an image at all", b""], ids=["garbage", "empty"]
 )
-def test_not_a_jpeg_fails_clearly(model, tmp_path, data):
+def test_not_an_image_fails_clearly(model, tmp_path, data):
     path = tmp_path / "image.jpg"
     path.write_bytes(data)
-    with pytest.raises(lazy_reading.UnreadableJpegError, match="header"):
+    with pytest.raises(lazy_reading.UnreadableImageError, match="image"):
         lazy_reading.classify_file(model, path)
+
+
+def test_bad_jpeg_header_fails_clearly(model, tmp_path):
+    path = tmp_path / "image.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
+    with pytest.raises(lazy_reading.UnreadableImageError, match="JPEG header"):
+        lazy_reading.classify_file(model, path)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_png_matches_the_dense_path(model, jpegs, tmp_path, index):
+    """A PNG is decoded once to uint8 and its boxes sampled from it: the
+    dense path up to float rounding of the sample coordinates."""
+    pixels = tf.io.decode_jpeg(tf.io.read_file(str(jpegs[index])))
+    path = tmp_path / "image.png"
+    path.write_bytes(tf.io.encode_png(pixels).numpy())
+    image = lazy_reading.open_image(tf.io.read_file(str(path)))
+    assert isinstance(model.region_reader(image), lazy_regions.ArrayRegions)
+    lazy = lazy_reading.classify_file(model, path)
+    dense = dense_outputs(model, path)
+    np.testing.assert_allclose(lazy["logits"], dense["logits"], atol=1e-4)
+    np.testing.assert_array_equal(
+        lazy["attended_cells"], dense["attended_cells"]
+    )
+
+
+def test_truncated_png_fails_clearly(model, jpegs, tmp_path):
+    pixels = tf.io.decode_jpeg(tf.io.read_file(str(jpegs[0])))
+    data = tf.io.encode_png(pixels).numpy()
+    path = tmp_path / "truncated.png"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(lazy_reading.UnreadableImageError) as raised:
+        lazy_reading.classify_file(model, path)
+    assert str(path) in str(raised.value)
+
+
+def test_too_large_for_the_decoder(model, jpegs, monkeypatch):
+    """TensorFlow's decoder refuses decodes of 512 MiB or more (a 16k
+    JPEG at full resolution): a clear error naming `max_ratio`; a coarser
+    ratio reads it."""
+    monkeypatch.setattr(lazy_regions, "DECODER_LIMIT_BYTES", 2**22)
+    with pytest.raises(lazy_reading.ImageTooLargeError, match="max_ratio"):
+        lazy_reading.classify_file(model, jpegs[0], max_ratio=1)
+    lazy_reading.classify_file(model, jpegs[0], max_ratio=2)
 
 
 def test_missing_file(model, tmp_path):
