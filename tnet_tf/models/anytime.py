@@ -39,6 +39,7 @@ from tnet_tf.models.anytime_steps import AnytimeCost
 from tnet_tf.models.anytime_steps import AnytimePrediction
 from tnet_tf.models.anytime_steps import StepTraversal
 from tnet_tf.models.anytime_steps import anytime_cost
+from tnet_tf.models.anytime_steps import program
 
 __all__ = [
     "AnytimeCost",
@@ -172,7 +173,9 @@ def predict_anytime(
             f"min_locations={min_locations}."
         )
     cost = anytime_cost(model, height, width, locations[1:])
-    traversal = StepTraversal(model, images, locations, cost)
+    traversal = StepTraversal(
+        program(model, locations, height, width), images, cost
+    )
     everyone = np.arange(batch)
     if budget is None:
         _until_sure(traversal, everyone, threshold, min_locations)

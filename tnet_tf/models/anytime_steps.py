@@ -154,43 +154,143 @@ def _take(regions, indices):
     )
 
 
+def _scored(model, regions, reader):
+    """Reads and encodes `regions`: their per-image outputs, and the
+    log-probabilities of their cells."""
+    features, feature_map = model.feature_extractor(
+        reader.read(regions), training=False
+    )
+    level = regions.per_image_outputs(
+        model.positional_encoding(features, regions.positions)
+    )
+    log_probs = tf.nn.log_softmax(
+        tf.cast(model.location_module(feature_map, features), tf.float32)
+    )
+    return level, log_probs
+
+
+class StepProgram:
+    """The compiled pieces of anytime inference for one model, setting and
+    image size: level 1 of a batch, one step of a subset, and the
+    aggregate prediction. Compiled once (`program`) and reused, so a call
+    pays no eager per-layer overhead and is timed like the model's own
+    compiled call.
+
+    Args:
+        model: the TNet.
+        locations: `(max_locations, *subtree)`.
+        height, width: the images' size.
+    """
+
+    def __init__(self, model, locations, height, width):
+        self.model, self.locations = model, locations
+        images = tf.TensorSpec([None, height, width, 3], tf.float32)
+        index = tf.TensorSpec([None], tf.int32)
+        column = tf.TensorSpec([None, 1], tf.int32)
+        self.level_one = tf.function(self._level_one, input_signature=[images])
+        self.step = tf.function(
+            self._step,
+            input_signature=[
+                images,
+                index,
+                column,
+                tf.TensorSpec([None, 1], tf.float32),
+            ],
+        )
+        dim = model.feature_extractor.feature_dim
+        self.classify = tf.function(
+            self._classify,
+            input_signature=[
+                tf.TensorSpec([None, None, dim], model.compute_dtype)
+            ],
+        )
+
+    def _reader(self, images):
+        reader = self.model.region_reader(images, self.locations)
+        reader.start(images)
+        return reader
+
+    def _level_one(self, images):
+        model = self.model
+        whole = regions_lib.Regions.whole_images(images)
+        level, log_probs = _scored(model, whole, self._reader(images))
+        # The rank order: the first k of the top max_locations are the
+        # model's greedy top k (ties to the lower index in both).
+        ranked = sampling.greedy_cells(log_probs, self.locations[0])
+        return (
+            level,
+            ranked,
+            sampling.draw_log_probs(log_probs, ranked, model.config.log_prob),
+        )
+
+    def _step(self, images, indices, cells, cell_log_probs):
+        """Images `indices` read their cells `(m, 1)` and the subtrees
+        below: the per-image outputs of each level."""
+        config = self.model.config
+        reader = self._reader(images)
+        reader.keep(indices)
+        reader.descend(cells)
+        regions = _take(
+            regions_lib.Regions.whole_images(images), indices
+        ).children(
+            cells, cell_log_probs, config.grid_size, config.cell_fraction
+        )
+        outputs = []
+        for count in self.locations[1:] + (None,):
+            level, log_probs = _scored(self.model, regions, reader)
+            outputs.append(level)
+            if count is None:
+                return outputs
+            chosen = sampling.greedy_cells(log_probs, count)
+            reader.descend(chosen)
+            regions = regions.children(
+                chosen,
+                sampling.draw_log_probs(log_probs, chosen, config.log_prob),
+                config.grid_size,
+                config.cell_fraction,
+            )
+
+    def _classify(self, vectors):
+        model = self.model
+        return tf.cast(
+            model.classification_module(
+                _aggregate(model, vectors), training=False
+            ),
+            tf.float32,
+        )
+
+
+# Compiled programs per model and (locations, height, width).
+_PROGRAMS = weakref.WeakKeyDictionary()
+
+
+def program(model, locations, height, width) -> StepProgram:
+    """The model's `StepProgram` for this setting and size (cached)."""
+    cached = _PROGRAMS.setdefault(model, {})
+    key = (tuple(locations), height, width)
+    if key not in cached:
+        cached[key] = StepProgram(model, tuple(locations), height, width)
+    return cached[key]
+
+
 class StepTraversal:
     """The state of one `predict_anytime` call: level 1 read for the whole
     batch, the vectors of every attended region, and each image's steps,
     multiply-adds and current prediction.
 
     Args:
-        model: the TNet.
+        program: the model's `StepProgram` for the call.
         images: the checked batch.
-        locations: `(max_locations, *subtree)`.
         cost: the model's `AnytimeCost` at this size.
 
     `advance(indices)` moves images one step, `aggregate(indices)`
     recomputes their predictions, `result()` is the `AnytimePrediction`.
     """
 
-    def __init__(self, model, images, locations, cost):
-        self.model, self.images = model, images
-        self.locations, self.cost = locations, cost
-        config = model.config
-        reader = model.region_reader(images, locations)
-        reader.start(images)
-        self.whole = regions_lib.Regions.whole_images(images)
-        features, feature_map = model.feature_extractor(
-            reader.read(self.whole), training=False
-        )
-        level = self.whole.per_image_outputs(
-            model.positional_encoding(features, self.whole.positions)
-        )
-        log_probs = tf.nn.log_softmax(
-            tf.cast(model.location_module(feature_map, features), tf.float32)
-        )
-        # The rank order: the first k of the top max_locations are the
-        # model's greedy top k (ties to the lower index in both).
-        self.ranked = sampling.greedy_cells(log_probs, locations[0])
-        self.ranked_log_probs = sampling.draw_log_probs(
-            log_probs, self.ranked, config.log_prob
-        )
+    def __init__(self, program, images, cost):
+        self.program, self.images, self.cost = program, images, cost
+        locations = self.locations = program.locations
+        level, self.ranked, self.ranked_log_probs = program.level_one(images)
         # Slot offsets of each level in the model's output layout.
         self.offsets, self.per_step = [1], []
         regions_per_level = 1
@@ -209,50 +309,24 @@ class StepTraversal:
         self.boxes[:, 0] = level["boxes"][:, 0]
         self.steps = np.zeros(batch, np.int32)
         self.macs = np.full(batch, cost.level_one, np.int64)
-        self.logits = np.zeros((batch, config.num_classes), np.float32)
+        num_classes = program.model.config.num_classes
+        self.logits = np.zeros((batch, num_classes), np.float32)
         self.confidence = np.zeros(batch, np.float32)
         self.batch_sizes = []
 
     def advance(self, indices):
         """Images `indices` attend their next top-level cell (and its
         subtree): only their regions are read."""
-        model, config = self.model, self.model.config
         steps = self.steps[indices]
         where = np.stack([indices, steps], axis=1)
-        cells = tf.gather_nd(self.ranked, where)[:, None]
-        reader = model.region_reader(self.images, self.locations)
-        reader.start(self.images)
-        reader.keep(indices)
-        reader.descend(cells)
-        regions = _take(self.whole, indices).children(
-            cells,
+        levels = self.program.step(
+            self.images,
+            tf.constant(indices, tf.int32),
+            tf.gather_nd(self.ranked, where)[:, None],
             tf.gather_nd(self.ranked_log_probs, where)[:, None],
-            config.grid_size,
-            config.cell_fraction,
         )
-        for depth, count in enumerate(self.locations[1:] + (None,)):
-            features, feature_map = model.feature_extractor(
-                reader.read(regions), training=False
-            )
-            level = regions.per_image_outputs(
-                model.positional_encoding(features, regions.positions)
-            )
+        for depth, level in enumerate(levels):
             self._store(indices, steps, depth, level)
-            if count is None:
-                break
-            log_probs = tf.nn.log_softmax(
-                tf.cast(
-                    model.location_module(feature_map, features), tf.float32
-                )
-            )
-            chosen = sampling.greedy_cells(log_probs, count)
-            reader.descend(chosen)
-            regions = regions.children(
-                chosen,
-                sampling.draw_log_probs(log_probs, chosen, config.log_prob),
-                config.grid_size,
-                config.cell_fraction,
-            )
         self.steps[indices] += 1
         self.macs[indices] += self.cost.per_step
         self.batch_sizes.append(len(indices))
@@ -284,21 +358,16 @@ class StepTraversal:
     def aggregate(self, indices):
         """Recomputes the predictions of images `indices` over the
         vectors they have so far (grouped by count: exact, no mask)."""
-        model = self.model
         for steps in np.unique(self.steps[indices]):
             group = indices[self.steps[indices] == steps]
             slots = self.slots(int(steps))
-            vectors = tf.gather(tf.gather(self.vectors, group), slots, axis=1)
-            logits = tf.cast(
-                model.classification_module(
-                    _aggregate(model, vectors), training=False
-                ),
-                tf.float32,
-            )
+            logits = self.program.classify(
+                tf.gather(tf.gather(self.vectors, group), slots, axis=1)
+            ).numpy()
             self.logits[group] = logits
-            self.confidence[group] = tf.reduce_max(
-                tf.nn.softmax(logits), axis=-1
-            )
+            # Softmax in float64: the confidence compared to a threshold.
+            shifted = np.exp(logits - logits.max(-1, keepdims=True))
+            self.confidence[group] = 1.0 / shifted.sum(-1)
             self.macs[group] += self.cost.aggregation(len(slots))
 
     def result(self):
