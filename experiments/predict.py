@@ -12,6 +12,9 @@ classifies many images in one process into a CSV of one row per image
 (tnet_tf.experiment.predict.csv_columns; README) and, with --pictures_dir,
 one PNG each. --checkpoint is a .keras file, a preset directory or an
 exported SavedModel folder (default <workdir>/checkpoints/final.keras).
+--lazy classifies each image at full resolution instead of resized to the
+model's input size: a JPEG is read region by region (tnet_tf.lazy_reading;
+files of any size), other formats decoded once to uint8; a TNet only.
 Unreadable files are skipped with a warning line each; the exit status is
 then 3. Usage errors (such as a pattern matching no file) exit with 1.
 """
@@ -47,6 +50,12 @@ BATCH_SIZE = flags.DEFINE_integer(
 TOP_K = flags.DEFINE_integer("top_k", 5, "Classes listed.", lower_bound=1)
 CLASS_NAMES = flags.DEFINE_string(
     "class_names", None, "Text file of class names, one per line."
+)
+LAZY = flags.DEFINE_bool(
+    "lazy",
+    False,
+    "Classify each image at full resolution, reading only the regions the "
+    "TNet attends (JPEG), instead of resizing it to the input size.",
 )
 OUTPUT_PNG = flags.DEFINE_string(
     "output_png", None, "With --image: the picture (<image>_attention.png)."
@@ -86,6 +95,7 @@ def _predict_one(model_path, setting, class_names):
         locations=setting,
         class_names=class_names,
         top_k=TOP_K.value,
+        lazy=LAZY.value,
     )
     for rank, (name, probability) in enumerate(result["top"], start=1):
         print(f"{rank}. {name:<30} {probability:.4f}")
@@ -113,6 +123,7 @@ def _predict_many(model_path, setting, class_names):
         batch_size=BATCH_SIZE.value,
         pictures_dir=PICTURES_DIR.value,
         on_skip=_warn,
+        lazy=LAZY.value,
     )
     print(f"Wrote {result['rows']} rows to {result['csv']}")
     if result["skipped"]:

@@ -23,6 +23,8 @@ upsampling at the window's edge then does not change it), converted, padded
 with zeros outside the image, resized.
 """
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
@@ -48,8 +50,11 @@ class ImageTooLargeError(ValueError):
 
 
 def decode_error(error, what):
-    """An `UnreadableImageError` from a TensorFlow decode error."""
+    """An `UnreadableImageError` from a TensorFlow decode error (its
+    message without the op's node name)."""
     message = error.message.strip().splitlines()[0]
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message)
+    message = re.sub(r"\s*\[Op:\w+\].*$", "", message)
     return UnreadableImageError(f"cannot decode the image ({what}): {message}")
 
 

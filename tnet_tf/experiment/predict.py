@@ -4,12 +4,14 @@
   `model.save_to_preset`) or an exported SavedModel as one `Predictor`.
 - `predict_images`: the one inference path, one image or many: the files
   stream through `tf.data` (read, decode and preprocess as in evaluation,
-  batch) into the model; unreadable files are skipped and reported.
+  batch) into the model, or with `lazy` each is read at full resolution
+  (`predict_lazy`); unreadable files are skipped and reported.
 - `run_predict`: one image -> top-k classes and a PNG of the attended boxes.
 - `run_batch_predict`: many images -> a CSV of one row per image
   (`CSV_COLUMNS`) and, optionally, one PNG per image.
 - `load_predictor`: `(predict, image_size)` of `load_model`.
 - `read_class_names`: a class-name file, one name per line.
+- `csv_columns`: the CSV's columns (`predict_rows`).
 """
 
 import csv
@@ -31,7 +33,10 @@ from tnet_tf import presets
 from tnet_tf import profiling
 from tnet_tf import viz
 from tnet_tf.data import augment
+from tnet_tf.experiment import predict_lazy
+from tnet_tf.experiment import predict_rows
 from tnet_tf.experiment.models import to_numpy
+from tnet_tf.experiment.predict_rows import csv_columns
 from tnet_tf.experiment.run_folder import load_checkpoint
 from tnet_tf.models import preset_directory
 
@@ -194,9 +199,11 @@ def predict_images(
     batch_size=32,
     on_skip=None,
     progress=False,
+    lazy=False,
 ):
     """Yields `(path, outputs for that image)` for each readable file of
-    `paths`, in order, predicted in batches of `batch_size`.
+    `paths`, in order, predicted in batches of `batch_size` (or with
+    `lazy`, one by one at full resolution: `predict_lazy.predict_files`).
 
     `on_skip(path, reason)` is called for each file that cannot be read or
     decoded (default: a logged warning); `progress` shows a Keras
@@ -208,6 +215,15 @@ def predict_images(
             logging.warning("Skipped %s: %s", path, reason)
 
     paths = list(dict.fromkeys(os.fspath(p) for p in paths))
+    if lazy:
+        yield from predict_lazy.predict_files(
+            predictor,
+            paths,
+            setting=setting,
+            on_skip=on_skip,
+            progress=progress,
+        )
+        return
     bar = keras.utils.Progbar(len(paths), unit_name="image")
     done = 0
     dataset = image_dataset(paths, predictor.image_size, batch_size)
@@ -229,10 +245,8 @@ def predict_images(
 
 
 def _draw(png, path, one, class_names, top_k):
-    original = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
-    viz.save_attention_png(png, original.numpy(), one, class_names, top_k)
+    original = predict_lazy.picture_pixels(path)  # a large JPEG reduced
+    viz.save_attention_png(png, original, one, class_names, top_k)
 
 
 def run_predict(
@@ -243,6 +257,7 @@ def run_predict(
     locations=None,
     class_names=None,
     top_k=5,
+    lazy=False,
 ):
     """Classifies one image file and draws what the model attended.
 
@@ -257,7 +272,8 @@ def run_predict(
     `output_png` the picture (default `<image stem>_attention.png` next to
     the image); `locations` one setting such as `(2, 1)` (default the
     model's); `class_names` a list (`read_class_names`; default a preset
-    directory's names, else class ids); `top_k` the classes listed.
+    directory's names, else class ids); `top_k` the classes listed; `lazy`
+    reads the image at full resolution instead (`predict_lazy`).
 
     Returns:
         A dict: `top` (list of `(class, probability)`), `png`, `outputs`
@@ -276,6 +292,7 @@ def run_predict(
             setting=None if locations is None else list(locations),
             batch_size=1,
             on_skip=lambda path, reason: skipped.append(reason),
+            lazy=lazy,
         )
     )
     if skipped:
@@ -287,39 +304,6 @@ def run_predict(
     os.makedirs(os.path.dirname(os.path.abspath(output_png)), exist_ok=True)
     _draw(output_png, image_path, one, class_names, top_k)
     return {"top": top, "png": output_png, "outputs": one}
-
-
-TOP_FIELDS = ("class", "name", "probability")
-ATTENTION_COLUMNS = "attended_boxes attended_levels multiply_adds picture"
-
-
-def csv_columns(top_k):
-    """The columns of `run_batch_predict`'s CSV."""
-    ranked = [f"top{r}_{f}" for r in range(1, top_k + 1) for f in TOP_FIELDS]
-    return ["path", *ranked, *ATTENTION_COLUMNS.split()]
-
-
-def _row(path, one, top, top_k, multiply_adds, picture):
-    row = {"path": path, "picture": picture or ""}
-    for rank in range(1, top_k + 1):
-        c, name, p = top[rank - 1] if rank <= len(top) else ("", "", "")
-        values = (c, name, p if p == "" else f"{p:.8g}")
-        row.update(zip((f"top{rank}_{f}" for f in TOP_FIELDS), values))
-    boxes = np.asarray(one.get("attended_boxes", np.zeros((0, 4))))
-    levels = np.asarray(one.get("attended_levels", np.zeros((0,))))
-    row["attended_boxes"] = json.dumps(
-        [[round(float(v), 6) for v in box] for box in boxes.reshape(-1, 4)]
-    )
-    row["attended_levels"] = json.dumps([int(v) for v in levels.ravel()])
-    row["multiply_adds"] = "" if multiply_adds is None else multiply_adds
-    return row
-
-
-def _picture_path(directory, path, used):
-    stem = os.path.splitext(os.path.basename(path))[0]
-    used[stem] = used.get(stem, 0) + 1  # photo.jpg, photo.png: photo_2
-    suffix = f"_{used[stem]}" if used[stem] > 1 else ""
-    return os.path.join(directory, f"{stem}{suffix}_attention.png")
 
 
 def run_batch_predict(
@@ -334,11 +318,13 @@ def run_batch_predict(
     pictures_dir=None,
     on_skip=None,
     progress=True,
+    lazy=False,
 ):
     """Classifies many image files in one process and writes a CSV.
 
     `images` are glob pattern(s) (`expand_images`) or files; `model_path`,
-    `locations`, `class_names` and `top_k` are as in `run_predict`. The CSV
+    `locations`, `class_names`, `top_k` and `lazy` are as in
+    `run_predict`. The CSV
     has one row per readable image (`csv_columns`): its path, the top-k
     class ids, names and probabilities, the attended boxes (a JSON list of
     normalised `[y0, x0, y1, x1]`) and their levels (JSON), the
@@ -378,14 +364,17 @@ def run_batch_predict(
             batch_size=batch_size,
             on_skip=skip,
             progress=progress,
+            lazy=lazy,
         ):
             top = top_classes(one, class_names, top_k)
             picture = None
             if pictures_dir:
-                picture = _picture_path(pictures_dir, path, used)
+                picture = predict_rows.picture_path(pictures_dir, path, used)
                 _draw(picture, path, one, class_names, top_k)
             writer.writerow(
-                _row(path, one, top, top_k, multiply_adds, picture)
+                predict_rows.csv_row(
+                    path, one, top, top_k, multiply_adds, picture
+                )
             )
             rows += 1
     return {
