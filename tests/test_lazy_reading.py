@@ -2,6 +2,8 @@
 `tnet_tf.lazy_regions`) against the dense path (the decoded image as a
 float tensor)."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -293,3 +295,24 @@ def test_needs_eager(model, jpegs):
 
     with pytest.raises(RuntimeError, match="eagerly"):
         start()
+
+
+def test_benchmark_smoke(capsys, tmp_path):
+    """`python -m bench.lazy_reading --smoke` prints its table and JSON;
+    its exact-path checks (max_ratio=1) pass on the tiny stand-in."""
+    from bench import lazy_reading as bench
+
+    bench.main(["--smoke", "--quiet", "--image-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert [case["name"] for case in result["cases"]] == [
+        "lazy_128",
+        "dense_128",
+        "lazy_256",
+        "dense_256",
+        "lazy_512",
+    ]
+    assert "ms/image" in "\n".join(lines[:-1])
+    exact = [c for c in result["checks"] if "max_ratio=1" in c["name"]]
+    assert len(exact) == 2 and all(c["passed"] for c in exact)
+    assert len(result["checks"]) == 4
