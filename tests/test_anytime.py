@@ -2,6 +2,8 @@
 per-image stops, counts and multiply-adds, the per-batch budget, reading
 only the undecided images, and bad arguments."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -252,3 +254,32 @@ def test_bad_arguments_are_refused(model, images):
 
     with pytest.raises(RuntimeError, match="outside tf.function"):
         traced(images)
+
+
+@pytest.mark.heavy
+def test_the_benchmark_runs_as_a_user_runs_it():
+    # --tiny: an untrained tiny TNet on a few canvases, no demo folder.
+    process = helpers.run_module(
+        "bench.anytime", "--tiny", "--reps", "1", timeout=240
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    line = next(
+        line
+        for line in process.stdout.splitlines()
+        if line.startswith("bench_anytime ")
+    )
+    result = json.loads(line.split(" ", 1)[1])
+    assert result["tiny"] and result["images"] == 16
+    methods = result["methods"]
+    assert {row["kind"] for row in methods.values()} == {
+        "fixed",
+        "threshold",
+        "budget",
+    }
+    for row in methods.values():
+        assert 0.0 <= row["top1"] <= 1.0 and row["ms_per_image"] > 0
+        assert 1.0 <= row["locations"] <= 3.0
+    # The budget of 2 per image is spent exactly.
+    assert methods["budget 2/image"]["locations"] == 2.0
+    assert result["summary"]["best_fixed"].startswith("fixed k=")
+    assert "method" in process.stdout and "target_met" in process.stdout
