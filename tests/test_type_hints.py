@@ -32,6 +32,7 @@ MODEL_METHODS = (
     "check_traversal_depth",
     "evaluate",
     "predict",
+    "predict_anytime",
     "export",
     "from_preset",
     "save_to_preset",

@@ -30,6 +30,7 @@ pays the small aggregate-and-classify cost each time).
 
 from collections.abc import Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -109,7 +110,7 @@ def _check_arguments(model, threshold, max_locations, min_locations, subtree):
 
 
 def predict_anytime(
-    model,
+    model: keras.Model,
     images: tf.Tensor | np.ndarray,
     threshold: float | None = None,
     max_locations: int | None = None,

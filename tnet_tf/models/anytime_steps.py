@@ -9,7 +9,9 @@ prediction; `anytime_cost` gives its multiply-adds from the profiler.
 import dataclasses
 import math
 import weakref
+from collections.abc import Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -102,7 +104,9 @@ def _vectors_per_step(subtree):
     return 1 + sum(math.prod(subtree[: d + 1]) for d in range(len(subtree)))
 
 
-def anytime_cost(model, height: int, width: int, subtree=()) -> AnytimeCost:
+def anytime_cost(
+    model: keras.Model, height: int, width: int, subtree: Sequence[int] = ()
+) -> AnytimeCost:
     """The `AnytimeCost` of `model` on `height x width` images, from the
     profiler's counts of the model at 1 and 2 steps and of its
     aggregation over 1 and 2 vectors (all four are linear)."""
@@ -264,7 +268,9 @@ class StepProgram:
 _PROGRAMS = weakref.WeakKeyDictionary()
 
 
-def program(model, locations, height, width) -> StepProgram:
+def program(
+    model: keras.Model, locations: Sequence[int], height: int, width: int
+) -> StepProgram:
     """The model's `StepProgram` for this setting and size (cached)."""
     cached = _PROGRAMS.setdefault(model, {})
     key = (tuple(locations), height, width)
