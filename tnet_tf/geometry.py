@@ -151,12 +151,15 @@ def child_regions(origins, region_size, cells, grid_size, cell_fraction):
     return origins, size
 
 
-def crop_cells(regions, cells, grid_size, cell_fraction):
+def crop_cells(regions, cells, grid_size, cell_fraction, parents=None):
     """Crops the chosen cells of every region at the region's resolution.
 
     Args:
         regions: float tensor `(b, H, W, C)`.
         cells: int tensor `(b, k)` of row-major cell indices per region.
+        parents: optional int32 `(m,)`: `cells` is then `(m, k)`, the cells
+            of regions `parents` (as `tf.gather(regions, parents)` but
+            without copying those regions whole).
 
     Returns:
         `(crops, boxes)`: crops `(b * k, p_h, p_w, C)` ordered region-major
@@ -169,9 +172,9 @@ def crop_cells(regions, cells, grid_size, cell_fraction):
     cols = cell_layout(width, grid_size, cell_fraction)
     ys, y_inside = _pixel_indices(boxes[..., 0], rows.cell_size, height)
     xs, x_inside = _pixel_indices(boxes[..., 1], cols.cell_size, width)
-    parents = tf.broadcast_to(
-        tf.range(tf.shape(cells)[0])[:, None], tf.shape(cells)
-    )
+    if parents is None:
+        parents = tf.range(tf.shape(cells)[0])
+    parents = tf.broadcast_to(parents[:, None], tf.shape(cells))
     crops = _gather_pixels(regions, parents, ys, xs)  # (b, k, p_h, p_w, C)
     pads = (rows.pad_before, rows.pad_after, cols.pad_before, cols.pad_after)
     if not _is_static(*pads) or any(pads):

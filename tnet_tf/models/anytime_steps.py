@@ -158,15 +158,17 @@ def _take(regions, indices):
     )
 
 
-def _scored(model, regions, reader):
+def _scored(model, regions, reader, score=True):
     """Reads and encodes `regions`: their per-image outputs, and the
-    log-probabilities of their cells."""
+    log-probabilities of their cells (None without `score`)."""
     features, feature_map = model.feature_extractor(
         reader.read(regions), training=False
     )
     level = regions.per_image_outputs(
         model.positional_encoding(features, regions.positions)
     )
+    if not score:  # the deepest level: no cell of it is chosen
+        return level, None
     log_probs = tf.nn.log_softmax(
         tf.cast(model.location_module(feature_map, features), tf.float32)
     )
@@ -241,7 +243,9 @@ class StepProgram:
         )
         outputs = []
         for count in self.locations[1:] + (None,):
-            level, log_probs = _scored(self.model, regions, reader)
+            level, log_probs = _scored(
+                self.model, regions, reader, score=count is not None
+            )
             outputs.append(level)
             if count is None:
                 return outputs

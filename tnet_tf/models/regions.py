@@ -189,17 +189,41 @@ class CropRegions(RegionReader):
         # The crops copy pixels at full resolution, cheaper in the compute
         # dtype.
         self._pixels = tf.cast(images, self.compute_dtype)
+        # Regions `keep` narrowed to, gathered lazily (None: all).
+        self._kept = None
+
+    def _narrowed(self):
+        if self._kept is not None:
+            self._pixels = tf.gather(self._pixels, self._kept)
+            self._kept = None
+        return self._pixels
 
     def read(self, regions):
-        return self._resize(self._pixels)
+        return self._resize(self._narrowed())
 
     def descend(self, chosen):
+        if self._kept is not None and self.crop is geometry.crop_cells:
+            # Only the chosen cells' pixels are copied, not the kept
+            # regions whole (anytime inference narrows the full-resolution
+            # input at every step).
+            self._pixels, _ = self.crop(
+                self._pixels,
+                chosen,
+                self.grid_size,
+                self.cell_fraction,
+                parents=self._kept,
+            )
+            self._kept = None
+            return
         self._pixels, _ = self.crop(
-            self._pixels, chosen, self.grid_size, self.cell_fraction
+            self._narrowed(), chosen, self.grid_size, self.cell_fraction
         )
 
     def keep(self, indices):
-        self._pixels = tf.gather(self._pixels, indices)
+        indices = tf.convert_to_tensor(indices, tf.int32)
+        if self._kept is not None:
+            indices = tf.gather(self._kept, indices)
+        self._kept = indices
 
 
 class ResampleRegions(RegionReader):
