@@ -22,6 +22,7 @@ import tensorflow as tf
 from tnet_tf import BaselineClassifier
 from tnet_tf import BaselineConfig
 from tnet_tf import export
+from tnet_tf import lazy_reading
 from tnet_tf import presets
 
 # (endpoint, locations_per_level for the Keras call; None = config default).
@@ -36,6 +37,7 @@ EXTRA_SETTINGS = [[2, 1], [0], []]
 # Two batches of different sizes and aspects, both >= the base resolution 32.
 FLOAT_INPUTS = {"square": (2, 96, 96), "wide": (1, 80, 120)}
 JPEG_SIZES = ((100, 90), (64, 128))
+LAZY_JPEG_SIZES = ((300, 400), (520, 260))
 ATOL = 1e-5
 
 # Run in a fresh interpreter. The project is installed in editable mode, so
@@ -284,6 +286,29 @@ def _export_and_compare(
                 kind="files",
             )
         )
+    # Larger JPEGs for the lazy endpoint: level 1 decoded at 1/8, regions
+    # at 1/4 and 1/2 from their own windows (base resolution 32).
+    lazy_jpegs = []
+    for index, (height, width) in enumerate(LAZY_JPEG_SIZES):
+        coarse = rng.uniform(0, 255, (1, 6, 8, 3)).astype("float32")
+        pixels = tf.image.resize(coarse, (height, width), "bicubic")[0]
+        pixels += rng.normal(0, 15, (height, width, 3))
+        lazy_jpegs.append(str(root / f"large_{index}.jpg"))
+        tf.io.write_file(
+            lazy_jpegs[-1],
+            tf.io.encode_jpeg(
+                tf.cast(tf.clip_by_value(pixels, 0, 255), "uint8")
+            ),
+        )
+    cases.append(
+        _case(
+            "jpeg_lazy",
+            directories["tnet"],
+            "serve_jpeg_lazy",
+            lazy_jpegs,
+            kind="files",
+        )
+    )
     cases_path.write_text(json.dumps(cases))
     process.stdin.write(b"go\n")
     process.stdin.flush()
@@ -309,6 +334,9 @@ def _export_and_compare(
     )
     expected["jpeg"] = model(decoded, training=False)
     expected["baseline_jpeg"] = baseline(decoded, training=False)
+    expected["jpeg_lazy"] = [
+        lazy_reading.classify_file(model, path) for path in lazy_jpegs
+    ]
 
     process.communicate(timeout=300)
     log = (root / "reload.log").read_text(errors="replace")
@@ -349,13 +377,35 @@ def test_reload_runs_without_tnet_tf(served):
     expected = {name for name, _ in FLOAT_ENDPOINTS} | {
         "serve_uint8",
         "serve_image_bytes",
+        "serve_jpeg_lazy",
     }
     assert set(signatures) == expected
     any_size = [None, None, None, 3]
     for name, _ in FLOAT_ENDPOINTS:
         assert signatures[name] == {"images": ["float32", any_size]}
     assert signatures["serve_uint8"] == {"images": ["uint8", any_size]}
-    assert signatures["serve_image_bytes"] == {"images": ["string", [None]]}
+    for name in ("serve_image_bytes", "serve_jpeg_lazy"):
+        assert signatures[name] == {"images": ["string", [None]]}
+    baseline = info["models"][served["directories"]["baseline"]]
+    assert "serve_jpeg_lazy" not in baseline
+
+
+def test_lazy_jpeg_endpoint_matches_classify_file(served):
+    """`serve_jpeg_lazy` reads each JPEG lazily at full resolution, as
+    `lazy_reading.classify_file` does: same top-1 and cells (not the
+    resize to `image_size` of `serve_image_bytes`)."""
+    results = served["results"]
+    for index, expected in enumerate(served["expected"]["jpeg_lazy"]):
+        logits = results["jpeg_lazy/logits"][index]
+        assert np.argmax(logits) == np.argmax(expected["logits"][0])
+        np.testing.assert_allclose(
+            logits, expected["logits"][0], atol=ATOL, rtol=ATOL
+        )
+        for key in ("attended_cells", "attended_levels", "attended_boxes"):
+            np.testing.assert_allclose(
+                results[f"jpeg_lazy/{key}"][index], expected[key][0]
+            )
+    assert results["jpeg_lazy/image_is_finite"].all()
 
 
 @pytest.mark.parametrize("size", sorted(FLOAT_INPUTS))

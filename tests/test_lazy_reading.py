@@ -285,16 +285,52 @@ def test_too_small_image_is_rejected(model, tmp_path):
         lazy_reading.classify_file(model, path)
 
 
-def test_needs_eager(model, jpegs):
-    image = lazy_reading.EncodedImage(tf.io.read_file(str(jpegs[0])))
-    reader = model.region_reader(image)
+def test_compiled_call_equals_the_eager_one(model, jpegs):
+    """`classify_image` runs `TNet.call` as one `tf.function` of the
+    bytes, the size dynamic: the eager call's outputs, and one trace for
+    files of every size."""
+    locations = model.resolve_locations(None)
+    for path in jpegs:
+        image = lazy_reading.EncodedImage(tf.io.read_file(str(path)))
+        eager = lazy_reading.call_lazy(model, image, locations)
+        compiled = lazy_reading.classify_image(model, image)
+        np.testing.assert_allclose(
+            compiled["logits"], eager["logits"], atol=1e-5
+        )
+        for key in ("attended_cells", "attended_boxes"):
+            np.testing.assert_allclose(compiled[key], eager[key], atol=1e-6)
+    (call,) = [
+        call
+        for key, call in lazy_reading._CALLS[model].items()
+        if key == (lazy_reading.EncodedImage, (("max_ratio", 8),), locations)
+    ]
+    assert call.traced.experimental_get_tracing_count() == 1
 
-    @tf.function
-    def start():
-        reader.start(image)
 
-    with pytest.raises(RuntimeError, match="eagerly"):
-        start()
+def test_anytime_on_a_lazy_image(model, jpegs):
+    """`predict_anytime` reads a lazy image where it attends (the lazy
+    readers' `keep` is trivial: one image): with no threshold, `k` steps
+    are `classify_file`'s `[k, 1]`; a threshold stops it early. One
+    compiled program serves images of every size."""
+    for path in jpegs[:2]:
+        image = lazy_reading.EncodedImage(tf.io.read_file(str(path)))
+        result = model.predict_anytime(image, max_locations=2)
+        lazy = lazy_reading.classify_file(model, path)
+        np.testing.assert_allclose(result.logits, lazy["logits"], atol=1e-5)
+        np.testing.assert_array_equal(
+            result.attended_cells, lazy["attended_cells"]
+        )
+        assert result.locations.tolist() == [2]
+        early = model.predict_anytime(image, threshold=1e-6, max_locations=2)
+        assert early.locations.tolist() == [1]
+        np.testing.assert_array_equal(
+            early.attended_cells[:, :2], lazy["attended_cells"][:, :2]
+        )
+    pixels = tf.io.decode_jpeg(tf.io.read_file(str(jpegs[0])))
+    decoded = lazy_reading.DecodedImage(pixels)
+    result = model.predict_anytime(decoded, max_locations=2)
+    dense = dense_outputs(model, jpegs[0])
+    np.testing.assert_allclose(result.logits, dense["logits"], atol=1e-4)
 
 
 def test_benchmark_smoke(capsys, tmp_path):

@@ -20,6 +20,11 @@ ones; it takes only the empty setting `[]` and attends its whole image):
   decoded and preprocessed as in evaluation (`tnet_tf.data.augment`:
   bilinear resize to `image_size` without keeping the aspect, scale to
   [-1, 1]), so images of different sizes share a batch.
+- `serve_jpeg_lazy` (TNet only): a batch of JPEGs of any size, each read
+  lazily at full resolution, one after another: only the boxes TNet
+  attends are decoded, each at the coarsest DCT ratio that keeps the base
+  resolution (`tnet_tf.lazy_reading`, `max_ratio` 8; the same traced call
+  as `lazy_reading.classify_file`), never the whole image at full size.
 
 Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
 (their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes`
@@ -52,11 +57,14 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tnet_tf import lazy_reading
 from tnet_tf.data import augment
+from tnet_tf.models import traversal_limits
 
 DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"
 IMAGE_BYTES_ENDPOINT = "serve_image_bytes"
+LAZY_JPEG_ENDPOINT = "serve_jpeg_lazy"
 SIGNATURE_INFO_FILE = "signature_info.json"
 FINITE_OUTPUT = "image_is_finite"
 # Per-location outputs passed through from the model's dict, in this order.
@@ -137,10 +145,15 @@ def export_saved_model(
     # The keys the endpoints return, as traced.
     served_keys = []
 
-    def forward(images, locations):
-        outputs = model(images, training=False, locations_per_level=locations)
+    def forward(images, locations, outputs=None):
+        if outputs is None:
+            outputs = model(
+                images, training=False, locations_per_level=locations
+            )
+            finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+        else:  # decoded from bytes: finite
+            finite = tf.ones_like(outputs["logits"][:, 0], tf.bool)
         logits = tf.cast(outputs["logits"], tf.float32)
-        finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
         # A non-finite image's outputs are NaN whatever the model made of
         # them, so that none passes for a prediction.
         logits = tf.where(finite[:, None], logits, float("nan"))
@@ -219,6 +232,19 @@ def export_saved_model(
         f"string (batch,) encoded images, resized to {list(image_size)}",
         default_locations,
     )
+    if hasattr(model, "region_reader"):
+        add(
+            LAZY_JPEG_ENDPOINT,
+            lambda images: forward(
+                None,
+                default_locations,
+                _lazy_batch(model, images, default_locations),
+            ),
+            tf.TensorSpec([None], tf.string),
+            "string (batch,) JPEGs of any size, read lazily at full "
+            "resolution",
+            default_locations,
+        )
     archive.write_out(str(path), verbose=verbose)
 
     outputs = list(served_keys)
@@ -277,3 +303,36 @@ def _decode_batch(image_bytes, image_size):
         image_bytes,
         fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
     )
+
+
+def _lazy_batch(model, contents, locations):
+    """TNet's outputs for a batch of JPEG bytes, each read lazily
+    (`lazy_reading.call_lazy`, one image at a time)."""
+    keys = ("logits",) + ATTENTION_OUTPUTS[:-1]
+    if model.feature_weighting is not None:
+        keys += ("feature_weights",)
+
+    def one(content):
+        image = lazy_reading.EncodedImage(content)
+        outputs = lazy_reading.call_lazy(model, image, locations)
+        # float32 whatever the compute dtype, as the signature says.
+        return {
+            key: tf.cast(outputs[key][0], tf.float32)
+            if outputs[key].dtype.is_floating
+            else outputs[key][0]
+            for key in keys
+        }
+
+    # Vectors per image: the whole image, then each level's regions.
+    vectors = regions = 1
+    for count in locations[: traversal_limits.cell_levels(locations)]:
+        regions *= count
+        vectors += regions
+    specs = {"logits": tf.TensorSpec([model.config.num_classes], tf.float32)}
+    for key in keys[1:]:
+        integer = key in ("attended_levels", "attended_cells")
+        specs[key] = tf.TensorSpec(
+            [vectors, 4] if key == "attended_boxes" else [vectors],
+            tf.int32 if integer else tf.float32,
+        )
+    return tf.map_fn(one, contents, fn_output_signature=specs)

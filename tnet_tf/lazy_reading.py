@@ -16,8 +16,13 @@ It plugs into TNet's traversal without copying it: a `LazyImage` is the
 call's `images`, an empty `tf.SparseTensor` of the image's dense shape
 `(1, H, W, 3)`, so the shape checks and the regions' geometry see the true
 size while no pixel is allocated; its `reader_class` is what
-`TNet.region_reader` returns for it. Inference only, eager, one image per
-call.
+`TNet.region_reader` returns for it. Inference only, one image per call.
+
+The readers are TensorFlow ops, so `classify_image` runs `TNet.call` as a
+`tf.function` of the image's bytes (or uint8 pixels) with its size dynamic:
+one trace per model, setting and `max_ratio` serves every file, and the
+backbone runs compiled, not layer by layer (`LazyImage.function`). The
+SavedModel endpoint `serve_jpeg_lazy` (`tnet_tf.export`) is the same call.
 
 Compared with the dense path (the decoded image, `2 x - 1`, resized):
 `max_ratio=1` reads a JPEG as the dense path does, up to float rounding
@@ -34,32 +39,88 @@ TensorShape([1, num_classes])
 """
 
 import os
+import weakref
 
 import tensorflow as tf
 
+from tnet_tf import geometry
 from tnet_tf import lazy_regions
 from tnet_tf.lazy_regions import RATIOS
-from tnet_tf.lazy_regions import ImageTooLargeError  # noqa: F401
+from tnet_tf.lazy_regions import ImageTooLargeError
 from tnet_tf.lazy_regions import UnreadableImageError
 from tnet_tf.lazy_regions import decode_ratio  # noqa: F401
+from tnet_tf.models import traversal_limits
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _static_or_tensor(side):
+    """A side as a Python int where known now, else an int32 tensor."""
+    known = tf.get_static_value(side)
+    if known is not None:
+        return int(known)
+    return tf.cast(side, tf.int32)
 
 
 class LazyImage(tf.SparseTensor):
     """One image as a TNet input: an empty `SparseTensor` of dense shape
     `(1, height, width, 3)` (the size without the pixels); subclasses name
-    the `reader_class` that reads its regions."""
+    the `reader_class` that reads its regions.
+
+    Sides are ints, or int32 tensors in a trace (the size given by the
+    bytes). `component` is the one tensor the image is rebuilt from in a
+    `tf.function` (`function`, with `static_arguments`), `component_spec`
+    its signature.
+    """
 
     reader_class = None
+    component_spec = None
 
     def __init__(self, height, width):
+        self.height, self.width = map(_static_or_tensor, (height, width))
         super().__init__(
             indices=tf.zeros((0, 4), tf.int64),
             values=tf.zeros((0,), tf.float32),
-            dense_shape=[1, height, width, 3],
+            dense_shape=tf.stack(
+                [1, tf.cast(height, tf.int64), tf.cast(width, tf.int64), 3]
+            ),
         )
-        self.height, self.width = int(height), int(width)
+
+    @property
+    def component(self):
+        raise NotImplementedError
+
+    def static_arguments(self):
+        """The constructor's arguments besides the component."""
+        return {}
+
+    def check(self, config, locations):
+        """Raises before a call what the traced call cannot say clearly."""
+
+    def function(self, fn, *signature):
+        """`fn(lazy image, *args)` as a `tf.function` of the image's
+        `component` (JPEG bytes or uint8 pixels) and `args` (of the
+        `signature`'s `tf.TensorSpec`s), for images of this type and static arguments:
+        the image is rebuilt inside the trace with its size dynamic, so one
+        trace serves every size. Returns a callable taking `(lazy image,
+        *args)`; its `traced` is the `tf.function`.
+
+        A `LazyImage` cannot be a `tf.function`'s argument itself (its
+        reader and bytes would be lost to a plain `SparseTensor`).
+        """
+        # The type and arguments, not the image: its bytes would stay
+        # cached with the function.
+        kind, static = type(self), self.static_arguments()
+        traced = tf.function(
+            lambda component, *args: fn(kind(component, **static), *args),
+            input_signature=[self.component_spec, *signature],
+        )
+
+        def call(lazy, *args):
+            return traced(lazy.component, *args)
+
+        call.traced = traced
+        return call
 
 
 class EncodedImage(LazyImage):
@@ -76,6 +137,7 @@ class EncodedImage(LazyImage):
     """
 
     reader_class = lazy_regions.JpegRegions
+    component_spec = tf.TensorSpec([], tf.string)
 
     def __init__(self, contents, max_ratio=8):
         if max_ratio not in RATIOS:
@@ -87,9 +149,40 @@ class EncodedImage(LazyImage):
             shape = tf.io.extract_jpeg_shape(contents)
         except tf.errors.OpError as error:
             raise lazy_regions.decode_error(error, "JPEG header") from None
-        super().__init__(*(int(side) for side in shape[:2]))
+        super().__init__(shape[0], shape[1])
         self.contents = contents
         self.max_ratio = max_ratio
+
+    @property
+    def component(self):
+        return self.contents
+
+    def static_arguments(self):
+        return {"max_ratio": self.max_ratio}
+
+    def check(self, config, locations):
+        """Raises `ImageTooLargeError` where a box would be decoded at a
+        ratio TensorFlow's decoder refuses for this image."""
+        # The finest ratio is the deepest level's.
+        height, width, side = self.height, self.width, config.base_resolution
+        sides, ratio = (height, width), self.max_ratio
+        for _ in range(traversal_limits.cell_levels(locations) + 1):
+            ratio = min(ratio, decode_ratio(*sides, side, self.max_ratio))
+            sides = tuple(
+                geometry.cell_layout(
+                    s, config.grid_size, config.cell_fraction
+                ).cell_size
+                for s in sides
+            )
+        rows, columns = -(-height // ratio), -(-width // ratio)
+        limit = lazy_regions.DECODER_LIMIT_BYTES
+        if rows * columns * 3 >= limit:
+            raise ImageTooLargeError(
+                f"TensorFlow's JPEG decoder refuses to decode this "
+                f"{height}x{width} px image at 1/{ratio} ({rows}x{columns} "
+                f"px, {limit // 2**20} MiB or more, even a window of it): "
+                f"allow a coarser `max_ratio` (now {self.max_ratio})."
+            )
 
 
 class DecodedImage(LazyImage):
@@ -97,6 +190,7 @@ class DecodedImage(LazyImage):
     (read by `ArrayRegions`, never converted to float in full)."""
 
     reader_class = lazy_regions.ArrayRegions
+    component_spec = tf.TensorSpec([None, None, 3], tf.uint8)
 
     def __init__(self, pixels):
         pixels = tf.convert_to_tensor(pixels)
@@ -105,8 +199,13 @@ class DecodedImage(LazyImage):
                 f"`pixels` must be uint8 (height, width, 3), got "
                 f"{pixels.dtype.name} {tuple(pixels.shape)}."
             )
-        super().__init__(*pixels.shape[:2])
+        shape = tf.shape(pixels)
+        super().__init__(shape[0], shape[1])
         self.pixels = pixels
+
+    @property
+    def component(self):
+        return self.pixels
 
 
 def open_image(contents, max_ratio=8):
@@ -118,7 +217,8 @@ def open_image(contents, max_ratio=8):
             decode in full (e.g. truncated).
     """
     contents = tf.convert_to_tensor(contents, tf.string)
-    if contents.numpy()[:3] == JPEG_MAGIC:
+    # Only the magic bytes: `.numpy()` of the whole would copy the file.
+    if tf.strings.substr(contents, 0, 3).numpy() == JPEG_MAGIC:
         return EncodedImage(contents, max_ratio=max_ratio)
     try:
         pixels = tf.io.decode_image(
@@ -129,16 +229,51 @@ def open_image(contents, max_ratio=8):
     return DecodedImage(pixels)
 
 
-def classify_image(model, image, locations_per_level=None):
-    """TNet's outputs for a `LazyImage` (greedy selection, inference)."""
+def call_lazy(model, image, locations):
+    """`TNet.call` on a `LazyImage` (greedy selection, inference), traced
+    or not: what `classify_image` compiles and the SavedModel endpoint
+    serves."""
     # `call` itself: Keras' `__call__` would rebuild the input as a plain
     # SparseTensor (losing what the reader needs).
     return model.call(
         image,
         training=False,
-        locations_per_level=locations_per_level,
+        locations_per_level=locations,
         selection="greedy",
     )
+
+
+# Compiled `call_lazy`s per model and (image type, its static
+# arguments, locations).
+_CALLS = weakref.WeakKeyDictionary()
+
+
+def classify_image(model, image, locations_per_level=None):
+    """TNet's outputs for a `LazyImage` (greedy selection, inference),
+    from a compiled call cached per model, setting and image type.
+
+    Raises:
+        ValueError: the image is too small for the model or the setting.
+        ImageTooLargeError: see `classify_file`.
+        UnreadableImageError: a box does not decode.
+    """
+    locations = model.resolve_locations(locations_per_level)
+    # Eagerly, where the size is known: clear errors before any trace.
+    traversal_limits.check_images(model.config, model.name, image, locations)
+    image.check(model.config, locations)
+    key = (type(image), tuple(image.static_arguments().items()), locations)
+    calls = _CALLS.setdefault(model, {})
+    if key not in calls:
+        calls[key] = image.function(
+            lambda lazy: call_lazy(model, lazy, locations)
+        )
+    try:
+        return calls[key](image)
+    except tf.errors.InvalidArgumentError as error:
+        if "_decode" not in error.message:
+            raise
+        where = "level 1" if "level_1_decode" in error.message else "region"
+        raise lazy_regions.decode_error(error, where) from None
 
 
 def classify_file(model, path, locations_per_level=None, max_ratio=8):

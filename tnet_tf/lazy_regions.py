@@ -21,11 +21,16 @@ decoded pixels, read by `tf.image.crop_and_resize` from the uint8 pixels
 dense path reads it: its window decoded with a margin (libjpeg's chroma
 upsampling at the window's edge then does not change it), converted, padded
 with zeros outside the image, resized.
+
+The readers are TensorFlow ops throughout, eager or traced: sizes and
+origins may be tensors, and where a ratio is only known when run (an image
+size given by the bytes, in a `tf.function` or a SavedModel) each ratio is
+a branch of `tf.switch_case`, since libjpeg's `ratio` is a static
+attribute of the decode op.
 """
 
 import re
 
-import numpy as np
 import tensorflow as tf
 
 from tnet_tf.models import regions as regions_lib
@@ -52,10 +57,25 @@ class ImageTooLargeError(ValueError):
 def decode_error(error, what):
     """An `UnreadableImageError` from a TensorFlow decode error (its
     message without the op's node name)."""
-    message = error.message.strip().splitlines()[0]
+    lines = error.message.strip().splitlines()
+    message = lines[0]
+    if message.startswith("Graph execution error"):
+        # A traced call's error: the op's own line comes after the node's
+        # name and where it was defined.
+        lines = [
+            line
+            for line in lines[1:]
+            if line.strip()
+            and not line.startswith((" ", "\t", "Detected at node"))
+        ]
+        message = lines[-1] if lines else message
     message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message)
     message = re.sub(r"\s*\[Op:\w+\].*$", "", message)
     return UnreadableImageError(f"cannot decode the image ({what}): {message}")
+
+
+def _ceil_div(size, ratio):
+    return -(-size // ratio)
 
 
 def decode_ratio(height, width, side, max_ratio=8):
@@ -66,9 +86,43 @@ def decode_ratio(height, width, side, max_ratio=8):
     for candidate in RATIOS:
         if candidate > max_ratio:
             break
-        if min(-(-height // candidate), -(-width // candidate)) >= side:
+        if min(_ceil_div(height, candidate), _ceil_div(width, candidate)) >= (
+            side
+        ):
             ratio = candidate
     return ratio
+
+
+def ratio_index(height, width, side, max_ratio=8):
+    """`decode_ratio`'s index in `RATIOS` (`ratio == 2 ** index`) for sizes
+    that may be tensors: an int32 scalar tensor."""
+    index = tf.constant(0)
+    for position, candidate in enumerate(RATIOS[1:], start=1):
+        if candidate > max_ratio:
+            break
+        fits = tf.minimum(
+            _ceil_div(height, candidate), _ceil_div(width, candidate)
+        )
+        index = tf.where(fits >= side, position, index)
+    return index
+
+
+def _switch(index, branches):
+    """`branches[index]()`: called directly where `index` is known now
+    (eager, or a constant), else `tf.switch_case` (a ratio is a static
+    attribute of the decode op, so each is its own branch)."""
+    known = tf.get_static_value(index)
+    if known is not None:
+        return branches[int(known)]()
+    return tf.switch_case(index, branches)
+
+
+def _cond(predicate, true_fn, false_fn):
+    """`tf.cond`, or the branch itself where `predicate` is known now."""
+    known = tf.get_static_value(predicate)
+    if known is not None:
+        return true_fn() if known else false_fn()
+    return tf.cond(predicate, true_fn, false_fn)
 
 
 def to_model_range(pixels):
@@ -85,21 +139,21 @@ def sample_box(pixels, origin, box, ratio, side):
     samples are where `tf.image.resize` (bilinear, half-pixel centres)
     samples the box in the full-resolution image, on the scaled grid (scaled
     pixel `j` is centred on input pixel `(j + 0.5) * ratio - 0.5`); outside
-    `pixels` they are 0, the grid's padding.
+    `pixels` they are 0, the grid's padding. Every argument but `side` may
+    be a tensor.
     """
-    y, x, height, width = box
-    rows, columns = pixels.shape[:2]
-    ends = np.array([0.5, side - 0.5], np.float64)
+    y, x, height, width = (tf.cast(v, tf.float64) for v in box)
+    origin_y, origin_x = (tf.cast(v, tf.float64) for v in origin)
+    ratio = tf.cast(ratio, tf.float64)
+    shape = tf.cast(tf.shape(pixels)[:2], tf.float64)
+    rows, columns = tf.maximum(shape[0] - 1, 1), tf.maximum(shape[1] - 1, 1)
     # Input coordinate u = y + (i + 0.5) * h / side - 0.5, scaled (u + 0.5)
     # / ratio - 0.5, then relative to `pixels` and normalised as
-    # crop_and_resize's boxes are (by size - 1).
-    ys = ((y + ends * height / side) / ratio - 0.5 - origin[0]) / max(
-        rows - 1, 1
-    )
-    xs = ((x + ends * width / side) / ratio - 0.5 - origin[1]) / max(
-        columns - 1, 1
-    )
-    boxes = tf.constant([[ys[0], xs[0], ys[1], xs[1]]], tf.float32)
+    # crop_and_resize's boxes are (by size - 1); float64 until the box.
+    ends = tf.constant([0.5, side - 0.5], tf.float64)
+    ys = ((y + ends * height / side) / ratio - 0.5 - origin_y) / rows
+    xs = ((x + ends * width / side) / ratio - 0.5 - origin_x) / columns
+    boxes = tf.cast(tf.stack([ys[0], xs[0], ys[1], xs[1]])[None], tf.float32)
     sampled = tf.image.crop_and_resize(
         pixels[None],
         boxes,
@@ -112,37 +166,37 @@ def sample_box(pixels, origin, box, ratio, side):
 
 class LazyRegions(regions_lib.RegionReader):
     """Reads a level's regions box by box from a lazy image (an input with
-    `height`, `width` and this class as its `reader_class`); eager only.
+    `height`, `width` and this class as its `reader_class`, one image per
+    call), eager or traced.
 
-    Subclasses implement `_read_box(y, x, h, w, level)`: one box as `(1,
-    side, side, 3)` float32 in `[-1, 1]`.
+    Subclasses implement `_read_box(y, x, h, w, regions)`: one box as `(1,
+    side, side, 3)` float32 in `[-1, 1]` (ints or int32 scalar tensors).
     """
 
     def start(self, images):
-        if not tf.executing_eagerly():
-            raise RuntimeError(
-                f"{type(self).__name__} reads regions eagerly: call the "
-                "model outside tf.function."
-            )
         self._image = images
 
     def read(self, regions):
         image = self._image
         if regions.level == 0:
-            boxes = [(0, 0)]
+            origins = tf.zeros((1, 2), tf.int32)
             height, width = image.height, image.width
         else:
-            boxes = np.asarray(regions.origins).astype(np.int64)
-            height, width = (int(side) for side in regions.size)
+            # Whole pixels (the grid's origins are), possibly negative.
+            origins = tf.cast(regions.origins, tf.int32)
+            height, width = regions.size
+        height, width = (tf.cast(side, tf.int32) for side in (height, width))
         # One box at a time: each is at the base resolution before the next
-        # is read.
+        # is read. One image: the level's boxes are its `per_image`.
         return tf.concat(
             [
                 tf.cast(
-                    self._read_box(int(y), int(x), height, width, regions),
+                    self._read_box(
+                        origins[i, 0], origins[i, 1], height, width, regions
+                    ),
                     self.compute_dtype,
                 )
-                for y, x in boxes
+                for i in range(regions.per_image)
             ],
             axis=0,
         )
@@ -150,6 +204,10 @@ class LazyRegions(regions_lib.RegionReader):
     def descend(self, chosen):
         # The regions carry their boxes: nothing follows the traversal.
         pass
+
+    def keep(self, indices):
+        """Nothing to narrow: the regions carry their boxes, and a lazy
+        image is a batch of one (anytime inference keeps it or stops)."""
 
     def _read_box(self, y, x, height, width, regions):
         raise NotImplementedError
@@ -159,28 +217,34 @@ class LazyRegions(regions_lib.RegionReader):
         right` (empty when `bottom <= top` or `right <= left`)."""
         image = self._image
         return (
-            max(y, 0),
-            max(x, 0),
-            min(y + height, image.height),
-            min(x + width, image.width),
+            tf.maximum(y, 0),
+            tf.maximum(x, 0),
+            tf.minimum(y + height, image.height),
+            tf.minimum(x + width, image.width),
         )
+
+    def _crop_inside(self, pixels, y, x, height, width):
+        """The part of the box inside the image from `pixels` (the whole
+        image, uint8)."""
+        top, left, bottom, right = self._inside(y, x, height, width)
+        bottom, right = tf.maximum(bottom, top), tf.maximum(right, left)
+        return pixels[top:bottom, left:right]
 
     def _exact(self, inside, y, x, height, width):
         """The box as the dense path reads it: `inside` (uint8, the part of
         the box inside the image) in `[-1, 1]`, zero-padded to the box,
         resized in the compute dtype."""
-        top, left, bottom, right = self._inside(y, x, height, width)
-        pixels = to_model_range(inside)
-        if (bottom - top, right - left) != (height, width):
-            pad_top, pad_left = top - y, left - x
-            pixels = tf.pad(
-                pixels,
-                [
-                    [pad_top, height - pad_top - max(bottom - top, 0)],
-                    [pad_left, width - pad_left - max(right - left, 0)],
-                    [0, 0],
-                ],
-            )
+        top, left, _, _ = self._inside(y, x, height, width)
+        rows, columns = tf.shape(inside)[0], tf.shape(inside)[1]
+        pad_top, pad_left = top - y, left - x
+        pixels = tf.pad(
+            to_model_range(inside),
+            [
+                [pad_top, height - pad_top - rows],
+                [pad_left, width - pad_left - columns],
+                [0, 0],
+            ],
+        )
         return self._resize(tf.cast(pixels[None], self.compute_dtype))
 
 
@@ -194,8 +258,7 @@ class ArrayRegions(LazyRegions):
     def _read_box(self, y, x, height, width, regions):
         pixels = self._image.pixels
         if self.antialias:
-            top, left, bottom, right = self._inside(y, x, height, width)
-            inside = pixels[top:bottom, left:right]
+            inside = self._crop_inside(pixels, y, x, height, width)
             return self._exact(inside, y, x, height, width)
         return sample_box(
             pixels, (0, 0), (y, x, height, width), 1, self.base_resolution
@@ -208,52 +271,67 @@ class JpegRegions(LazyRegions):
 
     def start(self, images):
         super().start(images)
-        # Level 1's decode: `(ratio, uint8 pixels)`.
+        # Level 1's decode: `(ratio index, uint8 pixels)`.
         self._decoded = None
 
-    def _read_box(self, y, x, height, width, regions):
-        image = self._image
-        side = self.base_resolution
-        ratio = decode_ratio(height, width, side, image.max_ratio)
-        self._check_decodable(ratio)
-        if regions.level == 0:
-            self._decoded = ratio, self._decode(ratio, None, "level 1")
-        if self._decoded is not None and self._decoded[0] == ratio:
-            # Read from level 1's decode.
-            pixels, origin = self._decoded[1], (0, 0)
-            if ratio == 1:
-                top, left, bottom, right = self._inside(y, x, height, width)
-                inside = pixels[top:bottom, left:right]
-                return self._exact(inside, y, x, height, width)
-        elif ratio == 1:
-            return self._exact(
-                self._window(y, x, height, width), y, x, height, width
-            )
-        else:
-            pixels, origin = self._scaled_window(ratio, y, x, height, width)
-        return sample_box(pixels, origin, (y, x, height, width), ratio, side)
+    def _ratios(self):
+        return [r for r in RATIOS if r <= self._image.max_ratio]
 
-    def _check_decodable(self, ratio):
-        image = self._image
-        rows, columns = -(-image.height // ratio), -(-image.width // ratio)
-        if rows * columns * 3 >= DECODER_LIMIT_BYTES:
-            raise ImageTooLargeError(
-                f"TensorFlow's JPEG decoder refuses to decode this "
-                f"{image.height}x{image.width} px image at 1/{ratio} "
-                f"({rows}x{columns} px, {DECODER_LIMIT_BYTES // 2**20} MiB "
-                f"or more, even a window of it): allow a coarser "
-                f"`max_ratio` (now {image.max_ratio})."
+    def _read_box(self, y, x, height, width, regions):
+        side = self.base_resolution
+        index = ratio_index(height, width, side, self._image.max_ratio)
+        box = (y, x, height, width)
+        if regions.level == 0:
+            self._decoded = (
+                index,
+                _switch(
+                    index,
+                    [
+                        lambda r=r: self._decode(r, None, "level 1")
+                        for r in self._ratios()
+                    ],
+                ),
             )
+
+        def from_level_one(ratio):
+            pixels = self._decoded[1]
+            if ratio == 1:
+                return self._exact(self._crop_inside(pixels, *box), *box)
+            return sample_box(pixels, (0, 0), box, ratio, side)
+
+        def from_window(ratio):
+            if ratio == 1:
+                return self._exact(self._window(*box), *box)
+            pixels, origin = self._scaled_window(ratio, *box)
+            return sample_box(pixels, origin, box, ratio, side)
+
+        # A reader that did not start at level 1 reads every box's window.
+        same = self._decoded is not None and tf.equal(index, self._decoded[0])
+        return _switch(
+            index,
+            [
+                lambda r=r: _cond(
+                    same,
+                    lambda: from_level_one(r),
+                    lambda: from_window(r),
+                )
+                for r in self._ratios()
+            ],
+        )
 
     def _decode(self, ratio, window, what):
         """The image at `1 / ratio` (uint8), or its `window` `[y, x, h, w]`
         (scaled pixels)."""
         contents = self._image.contents
+        # The op's name tells a traced call's error where it happened.
+        name = "level_1_decode" if window is None else "region_decode"
         try:
             if window is None:
-                return tf.io.decode_jpeg(contents, channels=3, ratio=ratio)
+                return tf.io.decode_jpeg(
+                    contents, channels=3, ratio=ratio, name=name
+                )
             return tf.io.decode_and_crop_jpeg(
-                contents, window, channels=3, ratio=ratio
+                contents, tf.stack(window), channels=3, ratio=ratio, name=name
             )
         except tf.errors.OpError as error:
             raise decode_error(error, f"{what}, ratio {ratio}") from None
@@ -261,34 +339,45 @@ class JpegRegions(LazyRegions):
     def _window(self, y, x, height, width):
         """The part of the box inside the image at full resolution (uint8),
         decoded with a margin (its corner on libjpeg's 16 px iMCU grid)."""
+        image = self._image
         top, left, bottom, right = self._inside(y, x, height, width)
-        if bottom <= top or right <= left:
-            return tf.zeros((0, 0, 3), tf.uint8)
-        y0 = max(top - _MARGIN, 0) // 16 * 16
-        x0 = max(left - _MARGIN, 0) // 16 * 16
-        y1 = min(bottom + _MARGIN, self._image.height)
-        x1 = min(right + _MARGIN, self._image.width)
-        decoded = self._decode(
-            1,
-            [y0, x0, y1 - y0, x1 - x0],
-            f"region at y={y}, x={x}, {height}x{width} px",
+
+        def decode():
+            y0 = tf.maximum(top - _MARGIN, 0) // 16 * 16
+            x0 = tf.maximum(left - _MARGIN, 0) // 16 * 16
+            y1 = tf.minimum(bottom + _MARGIN, image.height)
+            x1 = tf.minimum(right + _MARGIN, image.width)
+            decoded = self._decode(
+                1, [y0, x0, y1 - y0, x1 - x0], "region, ratio 1"
+            )
+            return decoded[top - y0 : bottom - y0, left - x0 : right - x0]
+
+        # A box wholly in the grid's padding decodes nothing.
+        return _cond(
+            tf.logical_or(bottom <= top, right <= left),
+            lambda: tf.zeros((0, 0, 3), tf.uint8),
+            decode,
         )
-        return decoded[top - y0 : bottom - y0, left - x0 : right - x0]
 
     def _scaled_window(self, ratio, y, x, height, width):
         """The box's window at `1 / ratio` with a margin: `(uint8 pixels,
         scaled origin)`."""
         image = self._image
-        rows, columns = -(-image.height // ratio), -(-image.width // ratio)
-        y0 = max(y // ratio - _MARGIN, 0)
-        x0 = max(x // ratio - _MARGIN, 0)
-        y1 = min(-(-(y + height) // ratio) + _MARGIN, rows)
-        x1 = min(-(-(x + width) // ratio) + _MARGIN, columns)
-        if y1 <= y0 or x1 <= x0:  # wholly in the padding
-            return tf.zeros((1, 1, 3), tf.uint8), (-2 * height, -2 * width)
-        pixels = self._decode(
-            ratio,
-            [y0, x0, y1 - y0, x1 - x0],
-            f"region at y={y}, x={x}, {height}x{width} px",
+        rows = _ceil_div(image.height, ratio)
+        columns = _ceil_div(image.width, ratio)
+        y0 = tf.maximum(y // ratio - _MARGIN, 0)
+        x0 = tf.maximum(x // ratio - _MARGIN, 0)
+        y1 = tf.minimum(_ceil_div(y + height, ratio) + _MARGIN, rows)
+        x1 = tf.minimum(_ceil_div(x + width, ratio) + _MARGIN, columns)
+        outside = tf.logical_or(y1 <= y0, x1 <= x0)
+        # Wholly in the padding: one pixel far from the samples.
+        y0 = tf.where(outside, -2 * height, y0)
+        x0 = tf.where(outside, -2 * width, x0)
+        pixels = _cond(
+            outside,
+            lambda: tf.zeros((1, 1, 3), tf.uint8),
+            lambda: self._decode(
+                ratio, [y0, x0, y1 - y0, x1 - x0], f"region, ratio {ratio}"
+            ),
         )
         return pixels, (y0, x0)

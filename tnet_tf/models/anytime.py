@@ -124,7 +124,9 @@ def predict_anytime(
 
     Args:
         model: a TNet (a model that attends no region raises).
-        images: float `(batch, height, width, 3)` in [-1, 1], as the call.
+        images: float `(batch, height, width, 3)` in [-1, 1], as the call,
+            or one lazy image (`lazy_reading.EncodedImage`, read only
+            where it is attended).
         threshold: stop an image once its top softmax probability reaches
             it, in (0, 1]; None: never (every image takes `max_locations`
             without a budget).
@@ -161,11 +163,10 @@ def predict_anytime(
             "predict_anytime decides its stops eagerly: call it outside "
             "tf.function."
         )
+    if not isinstance(images, tf.SparseTensor):  # else a lazy image
+        images = tf.convert_to_tensor(images, tf.float32)
     images = traversal_limits.check_images(
-        model.config,
-        model.name,
-        tf.convert_to_tensor(images, tf.float32),
-        locations,
+        model.config, model.name, images, locations
     )
     batch, height, width = (int(side) for side in images.shape[:3])
     if budget is not None and budget < min_locations * batch:
@@ -175,7 +176,7 @@ def predict_anytime(
         )
     cost = anytime_cost(model, height, width, locations[1:])
     traversal = StepTraversal(
-        program(model, locations, height, width), images, cost
+        program(model, locations, height, width, images), images, cost
     )
     everyone = np.arange(batch)
     if budget is None:

@@ -177,31 +177,20 @@ def _scored(model, regions, reader, score=True):
 
 class StepProgram:
     """The compiled pieces of anytime inference for one model, setting and
-    image size: level 1 of a batch, one step of a subset, and the
-    aggregate prediction. Compiled once (`program`) and reused, so a call
-    pays no eager per-layer overhead and is timed like the model's own
-    compiled call.
+    image size: level 1 of a batch, one step of a subset, and the aggregate
+    prediction. Compiled once (`program`: `compile(fn, *specs)` compiles
+    `fn(images, *args)`) and reused, so a call pays no eager per-layer
+    overhead and is timed like the model's own compiled call."""
 
-    Args:
-        model: the TNet.
-        locations: `(max_locations, *subtree)`.
-        height, width: the images' size.
-    """
-
-    def __init__(self, model, locations, height, width):
+    def __init__(self, model, locations, compile):
         self.model, self.locations = model, locations
-        images = tf.TensorSpec([None, height, width, 3], tf.float32)
-        index = tf.TensorSpec([None], tf.int32)
-        column = tf.TensorSpec([None, 1], tf.int32)
-        self.level_one = tf.function(self._level_one, input_signature=[images])
-        self.step = tf.function(
+        self.level_one = compile(self._level_one)
+        index, column = [None], [None, 1]
+        self.step = compile(
             self._step,
-            input_signature=[
-                images,
-                index,
-                column,
-                tf.TensorSpec([None, 1], tf.float32),
-            ],
+            tf.TensorSpec(index, tf.int32),
+            tf.TensorSpec(column, tf.int32),
+            tf.TensorSpec(column, tf.float32),
         )
         dim = model.feature_extractor.feature_dim
         self.classify = tf.function(
@@ -273,13 +262,27 @@ _PROGRAMS = weakref.WeakKeyDictionary()
 
 
 def program(
-    model: keras.Model, locations: Sequence[int], height: int, width: int
+    model: keras.Model,
+    locations: Sequence[int],
+    height: int,
+    width: int,
+    images: tf.Tensor | None = None,
 ) -> StepProgram:
-    """The model's `StepProgram` for this setting and size (cached)."""
-    cached = _PROGRAMS.setdefault(model, {})
-    key = (tuple(locations), height, width)
+    """The model's `StepProgram` for this setting and size (cached), or
+    for a lazy image's type, any size (`lazy_reading.LazyImage.function`)."""
+    cached, key = _PROGRAMS.setdefault(model, {}), (tuple(locations), height)
+    compile = getattr(images, "function", None)
+    if compile is not None:
+        key = (key[0], type(images), *images.static_arguments().items())
+    else:
+        key += (width,)
+        spec = tf.TensorSpec([None, height, width, 3], tf.float32)
+
+        def compile(fn, *specs):
+            return tf.function(fn, input_signature=[spec, *specs])
+
     if key not in cached:
-        cached[key] = StepProgram(model, tuple(locations), height, width)
+        cached[key] = StepProgram(model, tuple(locations), compile)
     return cached[key]
 
 
