@@ -8,7 +8,10 @@ r"""Top-1 / top-5 of a checkpoint at several location settings, in one run.
 
 Without --locations the recipe's settings are evaluated (ImageNet TNet:
 0, 1, 2, 3 and 5 locations, as Table 1). The same weights serve every
-setting. Prints a table (accuracy, multiply-adds, parameters) and writes
+setting. --anytime_threshold=0.9 (or --anytime_budget=4) adds a row of
+anytime inference (a TNet attends at most its default locations, one at
+a time, and stops per image once sure): its top-1, mean locations and
+multiply-adds per image. Prints a table (accuracy, multiply-adds, parameters) and writes
 it to <workdir>/evaluation/<split>.csv, the input of the accuracy-vs-FLOPs
 plot (experiments.visualize --eval_csv).
 """
@@ -26,6 +29,8 @@ common.declare_key_flags(
     *common.CHECKPOINT_FLAGS,
     "locations",
     "split",
+    "anytime_threshold",
+    "anytime_budget",
 )
 
 
@@ -34,6 +39,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     recipe = common.recipe()
     settings = common.locations(recipe)
+    anytime = common.anytime(recipe)
     common.check_data_dir(common.SPLIT.value or recipe.eval_split)
     rows = experiment.run_evaluation(
         recipe,
@@ -42,6 +48,7 @@ def main(argv):
         checkpoint=common.checkpoint(),
         locations=settings,
         split=common.SPLIT.value,
+        anytime=anytime,
     )
     print(experiment.evaluation_table(rows))
     print(f"\nWritten to {common.WORKDIR.value}/evaluation/")

@@ -77,6 +77,21 @@ LOCATIONS = flags.DEFINE_multi_string(
 SPLIT = flags.DEFINE_string(
     "split", None, "Dataset split (default: the recipe's evaluation split)."
 )
+ANYTIME_THRESHOLD = flags.DEFINE_multi_float(
+    "anytime_threshold",
+    [],
+    "Anytime inference (a TNet): each image attends locations one at a "
+    "time and stops once its top class probability reaches this, in "
+    "(0, 1]; the rows (evaluate) or each image (predict) report the "
+    "locations and multiply-adds used. evaluate takes several.",
+)
+ANYTIME_BUDGET = flags.DEFINE_multi_float(
+    "anytime_budget",
+    [],
+    "evaluate: anytime inference with this many locations per image on "
+    "average, spent per batch on the least certain images (>= 1); "
+    "repeat for several.",
+)
 
 
 # The shared flags each helper below reads: an entry point declares those
@@ -169,6 +184,35 @@ def locations(resolved_recipe=None):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     return settings or None
+
+
+def anytime(resolved_recipe=None):
+    """The --anytime_threshold and --anytime_budget settings as
+    `[("threshold", t), ..., ("budget", b), ...]`.
+
+    Raises:
+        app.UsageError: a value out of range, or a recipe that trains a
+            baseline (which attends no locations).
+    """
+    settings = [("threshold", t) for t in ANYTIME_THRESHOLD.value]
+    settings += [("budget", b) for b in ANYTIME_BUDGET.value]
+    for threshold in ANYTIME_THRESHOLD.value:
+        if not 0.0 < threshold <= 1.0:
+            raise app.UsageError(
+                f"--anytime_threshold must be in (0, 1], got {threshold}."
+            )
+    for budget in ANYTIME_BUDGET.value:
+        if budget < 1:
+            raise app.UsageError(
+                "--anytime_budget counts locations per image on average, "
+                f"at least 1, got {budget}."
+            )
+    if settings and resolved_recipe and not resolved_recipe.is_tnet:
+        raise app.UsageError(
+            f"--anytime_*: the recipe '{resolved_recipe.name}' trains a "
+            "baseline, which attends no locations."
+        )
+    return settings
 
 
 def check_data_dir(*splits):

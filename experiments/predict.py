@@ -6,17 +6,16 @@ r"""Classifies images and draws the regions the model attended.
     python -m experiments.predict --images='photos/*.jpg' \
         --checkpoint=my_preset_dir --output=predictions.csv
 
---image prints the top-5 classes and writes a PNG of the image with the
-attended boxes under a caption. --images (a quoted glob; repeat for more)
-classifies many images in one process into a CSV of one row per image
-(tnet_tf.experiment.predict.csv_columns; README) and, with --pictures_dir,
-one PNG each. --checkpoint is a .keras file, a preset directory or an
-exported SavedModel folder (default <workdir>/checkpoints/final.keras).
---lazy classifies each image at full resolution instead of resized to the
-model's input size: a JPEG is read region by region (tnet_tf.lazy_reading;
-files of any size), other formats decoded once to uint8; a TNet only.
-Unreadable files are skipped with a warning line each; the exit status is
-then 3. Usage errors (such as a pattern matching no file) exit with 1.
+--image prints the top-5 classes and writes a PNG of the attended boxes;
+--images (quoted globs, repeatable) writes a CSV of one row per image
+(README) and, with --pictures_dir, one PNG each. --checkpoint: a .keras
+file, a preset directory or an exported SavedModel folder (default
+<workdir>/checkpoints/final.keras). --lazy reads each image at full
+resolution, region by region (tnet_tf.lazy_reading; a TNet, any size).
+--anytime_threshold=0.9 attends up to --locations one at a time and stops
+once the top class probability reaches 0.9 (a TNet); rows get the image's
+locations_used and own multiply_adds. Unreadable files are skipped with a
+warning each (exit status 3); usage errors exit with 1.
 """
 
 import os
@@ -30,7 +29,9 @@ from tnet_tf import config as config_lib
 from tnet_tf.experiment import predict as predict_lib
 
 SKIPPED_EXIT_STATUS = 3
-common.declare_key_flags(__name__, *common.CHECKPOINT_FLAGS, "locations")
+common.declare_key_flags(
+    __name__, *common.CHECKPOINT_FLAGS, "locations", "anytime_threshold"
+)
 
 IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
 IMAGES = flags.DEFINE_multi_string(
@@ -84,21 +85,30 @@ def _check_flags(argv):
     settings = common.locations()
     if settings and len(settings) > 1:
         raise app.UsageError("predict takes one --locations setting.")
-    return model_path, settings[0] if settings else None
+    anytime = common.anytime()
+    if len(anytime) > 1 or common.ANYTIME_BUDGET.value:
+        raise app.UsageError("predict takes one --anytime_threshold.")
+    # The keyword arguments both ways of predicting take.
+    return model_path, {
+        "locations": settings[0] if settings else None,
+        "class_names": predict_lib.read_class_names(CLASS_NAMES.value),
+        "top_k": TOP_K.value,
+        "lazy": LAZY.value,
+        "anytime_threshold": anytime[0][1] if anytime else None,
+    }
 
 
-def _predict_one(model_path, setting, class_names):
+def _predict_one(model_path, options):
     result = predict_lib.run_predict(
-        IMAGE.value,
-        model_path,
-        OUTPUT_PNG.value,
-        locations=setting,
-        class_names=class_names,
-        top_k=TOP_K.value,
-        lazy=LAZY.value,
+        IMAGE.value, model_path, OUTPUT_PNG.value, **options
     )
     for rank, (name, probability) in enumerate(result["top"], start=1):
         print(f"{rank}. {name:<30} {probability:.4f}")
+    if options["anytime_threshold"] is not None:
+        print(
+            "Locations used: {locations_used}, multiply-adds: "
+            "{multiply_adds}".format(**result["outputs"])
+        )
     print(f"Picture: {result['png']}")
     return 0
 
@@ -107,7 +117,7 @@ def _warn(path, reason):
     print(f"Warning: skipped {path}: {reason}", file=sys.stderr, flush=True)
 
 
-def _predict_many(model_path, setting, class_names):
+def _predict_many(model_path, options):
     try:
         paths = predict_lib.expand_images(IMAGES.value)
     except FileNotFoundError as error:
@@ -117,33 +127,28 @@ def _predict_many(model_path, setting, class_names):
         paths,
         model_path,
         OUTPUT.value,
-        locations=setting,
-        class_names=class_names,
-        top_k=TOP_K.value,
         batch_size=BATCH_SIZE.value,
         pictures_dir=PICTURES_DIR.value,
         on_skip=_warn,
-        lazy=LAZY.value,
+        **options,
     )
     print(f"Wrote {result['rows']} rows to {result['csv']}")
-    if result["skipped"]:
+    skipped = ", ".join(path for path, _ in result["skipped"])
+    if skipped:
         print(
             f"Skipped {len(result['skipped'])} unreadable file(s) (exit "
-            f"status {SKIPPED_EXIT_STATUS}): "
-            + ", ".join(path for path, _ in result["skipped"]),
+            f"status {SKIPPED_EXIT_STATUS}): {skipped}",
             file=sys.stderr,
         )
-        return SKIPPED_EXIT_STATUS
-    return 0
+    return SKIPPED_EXIT_STATUS if skipped else 0
 
 
 def main(argv):
-    model_path, setting = _check_flags(argv)
-    class_names = predict_lib.read_class_names(CLASS_NAMES.value)
+    model_path, options = _check_flags(argv)
     try:
         if IMAGE.value:
-            return _predict_one(model_path, setting, class_names)
-        return _predict_many(model_path, setting, class_names)
+            return _predict_one(model_path, options)
+        return _predict_many(model_path, options)
     except config_lib.LocationSettingError as error:
         # The model, known only once loaded, cannot take this setting.
         raise app.UsageError(f"--locations: {error}") from None

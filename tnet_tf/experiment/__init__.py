@@ -13,14 +13,15 @@ one function here. One module per verb:
   the demo's too.
 - `evaluate`: `run_evaluation`, top-1 / top-5 (and multiply-adds) of one
   checkpoint at several location settings in one run; a CSV in
-  `evaluation/`. `evaluate_setting` is one row's scores (also the demo's).
+  `evaluation/`. `evaluate_setting` is one row's scores (also the demo's);
+  `evaluate_anytime` a row of anytime inference (`--anytime_threshold`).
 - `profile`: `run_profile`, parameters, multiply-adds, ms per image and
   peak memory per location setting, as the paper's Tables 1 and 2; and the
   command line of `python -m tnet_tf.profiling`.
 - `export`: `run_export`, SavedModel (one endpoint per setting) and
   `.keras`.
 - `predict`: `run_predict`, one image file -> top-k classes and a PNG of
-  the attended boxes.
+  the attended boxes (`predict_anytime`: anytime inference's rows).
 - `visualize`: `run_visualize`, a grid of attention pictures of a split,
   the per-image CSV of attended cells and cell probabilities, and the
   accuracy-vs-FLOPs plot from evaluation CSVs.
@@ -38,6 +39,7 @@ Everything public is importable from `tnet_tf.experiment` itself. The
 on-disk layout of a working directory is described in WORKSPACE.md.
 """
 
+from tnet_tf.experiment.evaluate import evaluate_anytime
 from tnet_tf.experiment.evaluate import evaluate_setting
 from tnet_tf.experiment.evaluate import evaluation_table
 from tnet_tf.experiment.evaluate import run_evaluation

@@ -33,6 +33,7 @@ from tnet_tf import presets
 from tnet_tf import profiling
 from tnet_tf import viz
 from tnet_tf.data import augment
+from tnet_tf.experiment import predict_anytime
 from tnet_tf.experiment import predict_lazy
 from tnet_tf.experiment import predict_rows
 from tnet_tf.experiment.models import to_numpy
@@ -258,6 +259,7 @@ def run_predict(
     class_names=None,
     top_k=5,
     lazy=False,
+    anytime_threshold=None,
 ):
     """Classifies one image file and draws what the model attended.
 
@@ -273,7 +275,8 @@ def run_predict(
     the image); `locations` one setting such as `(2, 1)` (default the
     model's); `class_names` a list (`read_class_names`; default a preset
     directory's names, else class ids); `top_k` the classes listed; `lazy`
-    reads the image at full resolution instead (`predict_lazy`).
+    reads the image at full resolution instead (`predict_lazy`);
+    `anytime_threshold` stops once sure (`predict_anytime`).
 
     Returns:
         A dict: `top` (list of `(class, probability)`), `png`, `outputs`
@@ -282,7 +285,9 @@ def run_predict(
     Raises:
         ValueError: the file is not a readable image.
     """
-    predictor = load_model(model_path)
+    predictor = predict_anytime.anytime_predictor(
+        load_model(model_path), anytime_threshold, lazy
+    )
     class_names = class_names or predictor.class_names
     skipped = []
     results = list(
@@ -297,7 +302,7 @@ def run_predict(
     )
     if skipped:
         raise ValueError(f"{image_path} is not a readable image: {skipped[0]}")
-    _, one = results[0]
+    one = predict_anytime.attended_only(results[0][1])
     top = [(n, p) for _, n, p in top_classes(one, class_names, top_k)]
     if output_png is None:
         output_png = f"{os.path.splitext(image_path)[0]}_attention.png"
@@ -319,18 +324,21 @@ def run_batch_predict(
     on_skip=None,
     progress=True,
     lazy=False,
+    anytime_threshold=None,
 ):
     """Classifies many image files in one process and writes a CSV.
 
     `images` are glob pattern(s) (`expand_images`) or files; `model_path`,
-    `locations`, `class_names`, `top_k` and `lazy` are as in
-    `run_predict`. The CSV
+    `locations`, `class_names`, `top_k`, `lazy` and `anytime_threshold`
+    are as in `run_predict`. The CSV
     has one row per readable image (`csv_columns`): its path, the top-k
     class ids, names and probabilities, the attended boxes (a JSON list of
     normalised `[y0, x0, y1, x1]`) and their levels (JSON), the
     multiply-adds per image (empty for a SavedModel) and the path of its
     picture (`<pictures_dir>/<stem>_attention.png`, empty without
-    `pictures_dir`). `on_skip(path, reason)` is called per unreadable file.
+    `pictures_dir`), with `anytime_threshold` the image's own multiply-adds
+    and `locations_used`. `on_skip(path, reason)` is called per file
+    skipped.
 
     Returns:
         A dict: `csv`, `rows` (images classified), `skipped` (list of
@@ -340,7 +348,9 @@ def run_batch_predict(
         FileNotFoundError: no file matches `images`.
     """
     paths = expand_images(images)
-    predictor = load_model(model_path)
+    predictor = predict_anytime.anytime_predictor(
+        load_model(model_path), anytime_threshold, lazy
+    )
     class_names = class_names or predictor.class_names
     setting = None if locations is None else list(locations)
     multiply_adds = predictor.multiply_adds(setting)
@@ -355,7 +365,8 @@ def run_batch_predict(
         os.makedirs(folder or ".", exist_ok=True)
     rows, used = 0, {}
     with open(output_csv, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=csv_columns(top_k))
+        columns = csv_columns(top_k, anytime_threshold is not None)
+        writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         for path, one in predict_images(
             predictor,
@@ -366,6 +377,7 @@ def run_batch_predict(
             progress=progress,
             lazy=lazy,
         ):
+            one = predict_anytime.attended_only(one)
             top = top_classes(one, class_names, top_k)
             picture = None
             if pictures_dir:

@@ -9,15 +9,22 @@ TOP_FIELDS = ("class", "name", "probability")
 ATTENTION_COLUMNS = "attended_boxes attended_levels multiply_adds picture"
 
 
-def csv_columns(top_k):
-    """The columns of `run_batch_predict`'s CSV."""
+def csv_columns(top_k, anytime=False):
+    """The columns of `run_batch_predict`'s CSV; with `anytime` (its
+    `anytime_threshold`), `locations_used` too."""
     ranked = [f"top{r}_{f}" for r in range(1, top_k + 1) for f in TOP_FIELDS]
-    return ["path", *ranked, *ATTENTION_COLUMNS.split()]
+    used = ["locations_used"] if anytime else []
+    return ["path", *ranked, *ATTENTION_COLUMNS.split(), *used]
 
 
 def csv_row(path, one, top, top_k, multiply_adds, picture):
-    """One image's row: `one` its outputs, `top` its `top_classes`."""
+    """One image's row: `one` its outputs, `top` its `top_classes`; the
+    image's own `multiply_adds` and `locations_used` when `one` has them
+    (anytime inference), else `multiply_adds`, the model's."""
     row = {"path": path, "picture": picture or ""}
+    if "locations_used" in one:
+        row["locations_used"] = int(one["locations_used"])
+        multiply_adds = int(one["multiply_adds"])
     for rank in range(1, top_k + 1):
         c, name, p = top[rank - 1] if rank <= len(top) else ("", "", "")
         values = (c, name, p if p == "" else f"{p:.8g}")

@@ -60,7 +60,9 @@ def accuracy_vs_flops(csv_paths, output_png, title=None):
                 raise ValueError(
                     f"{path} has no multiply-adds; evaluate with FLOPs counted."
                 )
-            series.setdefault(row["recipe"], []).append(row)
+            # Anytime rows (evaluate --anytime_*) are a curve of their own.
+            name = row["recipe"] + (" anytime" if row.get("anytime") else "")
+            series.setdefault(name, []).append(row)
     if not series:
         raise ValueError(f"No evaluation rows in {list(csv_paths)}.")
     entries = []
