@@ -111,17 +111,19 @@ def level_regions(image, origins, size, level=1):
 
 
 @pytest.mark.parametrize(
-    "size, ratio", [((1040, 1040), 4), ((520, 520), 2), ((2048, 2048), 8)]
+    "size, ratio", [((1040, 1040), 4), ((520, 520), 2), ((2048, 2048), 4)]
 )
 def test_scaled_window_equals_the_scaled_decode(model, jpegs, size, ratio):
     """A region decoded at 1/ratio from its own window (crop window in the
     scaled image's coordinates, with a margin) reads what sampling the
     whole image decoded at 1/ratio reads; sampling at ratio 1 is
-    `tf.image.resize` of the region."""
+    `tf.image.resize` of the region. The ratio is the coarsest keeping 224
+    px, at most level 1's (1/4 here: its decode at 1/2 would be over
+    `SHARED_DECODE_PIXELS`)."""
     image = lazy_reading.EncodedImage(tf.io.read_file(str(jpegs[1])))
     reader = model.region_reader(image)
     reader.start(image)
-    assert lazy_regions.decode_ratio(*size, 224) == ratio
+    assert min(lazy_regions.decode_ratio(*size, 224), 4) == ratio
     origins = [[-1.0, -1.0], [1000.0, 1700.0], [513.0, 77.0]]
     if size[0] > 1040:
         origins = [[0.0, 682.0]]

@@ -7,9 +7,10 @@ Two readers share the window, padding and sampling code (`LazyRegions`):
   then every attended region) is decoded at the coarsest DCT scaling ratio
   (1, 2, 4 or 8, at most the image's `max_ratio`) whose decode of the box is
   still at least the base resolution on both sides (`decode_ratio`). Level
-  1's decode is kept: a region at the same ratio is read from it, any other
-  by decoding its own window (`tf.io.decode_and_crop_jpeg`; with `ratio >
-  1` the window is in the scaled image's coordinates).
+  1's decode is kept, finer than it needs while it stays small
+  (`SHARED_DECODE_PIXELS`): a region it has the resolution for is sampled
+  from it, any other decoded from its own window
+  (`tf.io.decode_and_crop_jpeg`; with `ratio > 1` in scaled pixels).
 - `ArrayRegions` reads a decoded uint8 array (PNG and other formats): every
   box is sampled straight from it.
 
@@ -42,6 +43,10 @@ _MARGIN = 16
 # TensorFlow's JPEG decoder refuses an image whose decode (at the requested
 # ratio, whatever the crop window) is this many bytes or more.
 DECODER_LIMIT_BYTES = 2**29
+# Level 1's decode may be finer than it needs up to this many pixels (3 MiB
+# of uint8): one decode then serves regions that would each entropy-decode
+# the file up to their window.
+SHARED_DECODE_PIXELS = 1024 * 1024
 # 0 in [-1, 1] as a uint8 value: the grid's padding when sampling uint8.
 _PAD_VALUE = 127.5
 
@@ -188,26 +193,20 @@ class LazyRegions(regions_lib.RegionReader):
         height, width = (tf.cast(side, tf.int32) for side in (height, width))
         # One box at a time: each is at the base resolution before the next
         # is read. One image: the level's boxes are its `per_image`.
-        return tf.concat(
-            [
-                tf.cast(
-                    self._read_box(
-                        origins[i, 0], origins[i, 1], height, width, regions
-                    ),
-                    self.compute_dtype,
-                )
-                for i in range(regions.per_image)
-            ],
-            axis=0,
-        )
+        boxes = [
+            self._read_box(origin[0], origin[1], height, width, regions)
+            for origin in tf.unstack(origins, num=regions.per_image)
+        ]
+        return tf.cast(tf.concat(boxes, axis=0), self.compute_dtype)
 
     def descend(self, chosen):
-        # The regions carry their boxes: nothing follows the traversal.
-        pass
+        """Nothing to follow: the regions carry their boxes."""
+        del chosen
 
     def keep(self, indices):
         """Nothing to narrow: the regions carry their boxes, and a lazy
         image is a batch of one (anytime inference keeps it or stops)."""
+        del indices
 
     def _read_box(self, y, x, height, width, regions):
         raise NotImplementedError
@@ -281,14 +280,16 @@ class JpegRegions(LazyRegions):
         side = self.base_resolution
         index = ratio_index(height, width, side, self._image.max_ratio)
         box = (y, x, height, width)
+        ratios = self._ratios()
         if regions.level == 0:
+            first = tf.minimum(index, self._shared_index())
             self._decoded = (
-                index,
+                first,
                 _switch(
-                    index,
+                    first,
                     [
                         lambda r=r: self._decode(r, None, "level 1")
-                        for r in self._ratios()
+                        for r in ratios
                     ],
                 ),
             )
@@ -305,18 +306,34 @@ class JpegRegions(LazyRegions):
             pixels, origin = self._scaled_window(ratio, *box)
             return sample_box(pixels, origin, box, ratio, side)
 
-        # A reader that did not start at level 1 reads every box's window.
-        same = self._decoded is not None and tf.equal(index, self._decoded[0])
-        return _switch(
-            index,
-            [
-                lambda r=r: _cond(
-                    same,
-                    lambda: from_level_one(r),
-                    lambda: from_window(r),
-                )
-                for r in self._ratios()
-            ],
+        def read(index, how):
+            return _switch(index, [lambda r=r: how(r) for r in ratios])
+
+        if self._decoded is None:
+            # Not started at level 1 (an anytime step): each window at the
+            # ratio level 1's decode would have given it.
+            return read(tf.minimum(index, self._shared_index()), from_window)
+        # Level 1's decode serves every box it has the resolution for.
+        first = self._decoded[0]
+        return _cond(
+            index >= first,
+            lambda: read(first, from_level_one),
+            lambda: read(index, from_window),
+        )
+
+    def _shared_index(self):
+        """The finest ratio's index whose decode of the whole image holds
+        at most `SHARED_DECODE_PIXELS` (else the coarsest allowed)."""
+        rows, columns = (
+            tf.cast(s, tf.int64)
+            for s in (self._image.height, self._image.width)
+        )
+        larger = [
+            _ceil_div(rows, r) * _ceil_div(columns, r) > SHARED_DECODE_PIXELS
+            for r in self._ratios()
+        ]
+        return tf.minimum(
+            tf.math.count_nonzero(larger, dtype=tf.int32), len(larger) - 1
         )
 
     def _decode(self, ratio, window, what):
