@@ -5,9 +5,10 @@ cells of half a region; random weights, no download) with `[2, 1]`
 locations classifies one JPEG per size, two ways:
 
 - `lazy_S`: `tnet_tf.lazy_reading.classify_file`: the file read, every box
-  decoded at the coarsest DCT ratio that keeps 224 px (level 1 and regions
-  from one decode where the ratio is the same), in the model's compiled
-  call (traced in set-up on a small JPEG: one trace serves every size);
+  decoded at the coarsest DCT ratio that keeps 224 px, or from level 1's
+  decode (finer than it needs up to 1024 x 1024 px) where that has the
+  resolution, in the model's compiled call (traced in set-up on a small
+  JPEG: one trace serves every size);
 - `dense_S`: the file read and decoded in full (`tf.io.decode_jpeg`, or
   Pillow where TensorFlow's decoder refuses: decodes of 512 MiB or more, a
   16k JPEG), `2 x - 1` in float32, then the model's traced call.
@@ -21,9 +22,10 @@ would need `S * S * 3` bytes of uint8 plus 4x that in float32 (reported).
 
 Peak memory: a fresh process per case (`bench.common.cpu_peak_mib`, VmHWM
 through `tnet_tf.experiment.inference.peak_memory`), bounded by an address
-space limit. Checks: the lazy logits and attended cells against the dense
-path's (`max_ratio=8`, and `max_ratio=1` where TensorFlow decodes the whole
-image).
+space limit; `peak_less_file_mib` is that less the encoded file's size
+(held whole: TensorFlow's decoders take the whole string). Checks: the
+lazy logits and attended cells against the dense path's (`max_ratio=8`,
+and `max_ratio=1` where TensorFlow decodes the whole image).
 
     python -m bench.lazy_reading [--sizes 2048,4096,8192,16384]
         [--lazy-only 32768] [--image-dir DIR] [--reps N] [--memory on|off]

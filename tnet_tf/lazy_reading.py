@@ -6,8 +6,10 @@ A dense input holds the whole image as a float tensor (a 16k x 16k photo is
 Here a JPEG stays encoded: every box TNet reads (the whole image at level
 1, then each attended region) is decoded at the coarsest DCT scaling ratio
 (libjpeg's `ratio` 1, 2, 4 or 8, at most `max_ratio`) that still gives the
-base resolution on both sides, from level 1's decode when the ratio is the
-same, else from its own window (`tf.io.decode_and_crop_jpeg`). Other
+base resolution on both sides, or finer: level 1's decode, finer than it
+needs while it holds at most 1024 x 1024 px, serves every region it has
+the resolution for; any other region is decoded from its own window
+(`tf.io.decode_and_crop_jpeg`). Other
 formats (PNG, GIF, BMP) are decoded once to uint8 and every box is sampled
 straight from that array: no full-size float copy. See
 `tnet_tf.lazy_regions` for the readers.
