@@ -25,6 +25,16 @@ from absl import app
 from absl import flags
 
 from experiments import flags as common
+from experiments import predict_flags
+from experiments.predict_flags import BATCH_SIZE
+from experiments.predict_flags import CLASS_NAMES
+from experiments.predict_flags import IMAGE
+from experiments.predict_flags import IMAGES
+from experiments.predict_flags import LAZY
+from experiments.predict_flags import OUTPUT
+from experiments.predict_flags import OUTPUT_PNG
+from experiments.predict_flags import PICTURES_DIR
+from experiments.predict_flags import TOP_K
 from tnet_tf import config as config_lib
 from tnet_tf.experiment import predict as predict_lib
 
@@ -32,35 +42,7 @@ SKIPPED_EXIT_STATUS = 3
 common.declare_key_flags(
     __name__, *common.CHECKPOINT_FLAGS, "locations", "anytime_threshold"
 )
-
-IMAGE = flags.DEFINE_string("image", None, "Image file (JPEG, PNG, ...).")
-IMAGES = flags.DEFINE_multi_string(
-    "images", [], "Instead of --image: a quoted glob such as 'a/*.jpg'."
-)
-# convert_release also declares --output: allow_override lets both modules
-# be imported into one process.
-OUTPUT = flags.DEFINE_string(
-    "output", None, "With --images: the CSV to write.", allow_override=True
-)
-PICTURES_DIR = flags.DEFINE_string(
-    "pictures_dir", None, "With --images: a folder for one PNG per image."
-)
-BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", 32, "With --images: images per model call.", lower_bound=1
-)
-TOP_K = flags.DEFINE_integer("top_k", 5, "Classes listed.", lower_bound=1)
-CLASS_NAMES = flags.DEFINE_string(
-    "class_names", None, "Text file of class names, one per line."
-)
-LAZY = flags.DEFINE_bool(
-    "lazy",
-    False,
-    "Classify each image at full resolution, reading only the regions the "
-    "TNet attends (JPEG), instead of resizing it to the input size.",
-)
-OUTPUT_PNG = flags.DEFINE_string(
-    "output_png", None, "With --image: the picture (<image>_attention.png)."
-)
+flags.adopt_module_key_flags(predict_flags)
 
 
 def _check_flags(argv):
