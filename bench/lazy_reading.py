@@ -114,13 +114,20 @@ def make_jpeg(size, path, tile=1024):
 def bound_address_space(extra_bytes):
     """Limits this process's address space to what it maps now plus
     `extra_bytes`, so a case that needs more fails instead of taking the
-    machine."""
+    machine. Returns the previous limits (`restore_address_space`)."""
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmSize:"):
                 mapped = int(line.split()[1]) * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + extra_bytes, hard))
+    previous = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + extra_bytes, previous[1]))
+    return previous
+
+
+def restore_address_space(previous):
+    """Undoes `bound_address_space`: `main` may run inside another process
+    (a test), which must not keep the bound."""
+    resource.setrlimit(resource.RLIMIT_AS, previous)
 
 
 def dense_bound(size):
@@ -431,11 +438,14 @@ def main(argv=None):
     env = common.environment()
     ctx = common.Context(smoke=smoke)
     specs = case_specs(settings, sizes, lazy_only, args.image_dir)
-    bound_address_space(dense_bound(max(sizes)))
-    rows, checks = common.run_cases(
-        MODULE, specs, settings, ctx, build_case, log
-    )
-    checks += output_checks(specs, ctx, log)
+    previous = bound_address_space(dense_bound(max(sizes)))
+    try:
+        rows, checks = common.run_cases(
+            MODULE, specs, settings, ctx, build_case, log
+        )
+        checks += output_checks(specs, ctx, log)
+    finally:
+        restore_address_space(previous)
     notes = [
         "TNet: fMoW 896 preset (EfficientNet-B0), random weights, greedy "
         f"{list(LOCATIONS)}, training=False, one image per call; ms/image "

@@ -337,10 +337,16 @@ def test_anytime_on_a_lazy_image(model, jpegs):
 
 def test_benchmark_smoke(capsys, tmp_path):
     """`python -m bench.lazy_reading --smoke` prints its table and JSON;
-    its exact-path checks (max_ratio=1) pass on the tiny stand-in."""
+    its exact-path checks (max_ratio=1) pass on the tiny stand-in. It bounds
+    its own address space while its cases run, and must not leave the bound
+    on the process that called it (here, the test's)."""
+    import resource
+
     from bench import lazy_reading as bench
 
+    limits = resource.getrlimit(resource.RLIMIT_AS)
     bench.main(["--smoke", "--quiet", "--image-dir", str(tmp_path)])
+    assert resource.getrlimit(resource.RLIMIT_AS) == limits
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert [case["name"] for case in result["cases"]] == [
