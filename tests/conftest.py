@@ -41,6 +41,7 @@ _SPLIT_ERROR = _split_cpu()
 # (the inner loop) leaves them out; `make test` and CI run them. Single slow
 # tests elsewhere carry `@pytest.mark.heavy` themselves.
 HEAVY_MODULES = {
+    "test_anytime_commands",
     "test_bench",
     "test_cli_errors",
     "test_data_prep",
@@ -55,6 +56,7 @@ HEAVY_MODULES = {
     "test_learning",
     "test_packaging",
     "test_predict_batch",
+    "test_predict_lazy",
     "test_presets",
     "test_release",
     "test_resume",
