@@ -324,20 +324,32 @@ class SavedModelRunner:
 # === Entry points as a user runs them ===
 
 
-def run_module(module, *arguments, timeout=300):
-    """`python -m module arguments...` from the repository root, in a
-    subprocess with TensorFlow quiet; the `CompletedProcess` (text)."""
+def _module_command(module, arguments):
+    """`(command, keyword arguments)` of `python -m module arguments...`
+    from the repository root with TensorFlow quiet."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     environment = {
         **os.environ,
         "PYTHONPATH": root,
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
+    command = [sys.executable, "-m", module, *arguments]
+    return command, {"cwd": root, "env": environment, "text": True}
+
+
+def run_module(module, *arguments, timeout=300):
+    """`python -m module arguments...` from the repository root, in a
+    subprocess with TensorFlow quiet; the `CompletedProcess` (text)."""
+    command, options = _module_command(module, arguments)
     return subprocess.run(
-        [sys.executable, "-m", module, *arguments],
-        cwd=root,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, capture_output=True, timeout=timeout, **options
+    )
+
+
+def start_module(module, *arguments):
+    """`run_module` started, not waited for: a `Popen` with its output
+    piped (several commands run side by side)."""
+    command, options = _module_command(module, arguments)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options
     )

@@ -7,8 +7,6 @@ against `model.predict_anytime` on the same batches in this process."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,26 +19,9 @@ from tnet_tf.data import augment
 from tnet_tf.data import megapixel_mnist
 from tnet_tf.experiment import predict as predict_lib
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDS = 4  # the tiny_test recipe evaluates one batch of 2
 THRESHOLD = 0.12  # an untrained model's top probability is near 0.1
 IMAGES = 3
-
-
-def _start(module, *arguments):
-    environment = {
-        **os.environ,
-        "PYTHONPATH": REPOSITORY,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *arguments],
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _finish(process):
@@ -82,7 +63,7 @@ def setup(tmp_path_factory):
         tf.io.write_file(path, tf.io.encode_png(pixels))
         paths.append(path)
     started = {
-        "evaluate": _start(
+        "evaluate": helpers.start_module(
             "experiments.evaluate",
             "--recipe=tiny_test",
             f"--workdir={workdir}",
@@ -91,7 +72,7 @@ def setup(tmp_path_factory):
             f"--anytime_threshold={THRESHOLD}",
             "--anytime_budget=1.5",
         ),
-        "predict": _start(
+        "predict": helpers.start_module(
             "experiments.predict",
             f"--images={images}/*",
             f"--checkpoint={checkpoint}",
