@@ -22,6 +22,7 @@ from tnet_tf import presets
 from tnet_tf import viz
 from tnet_tf.experiment import predict as predict_lib
 from tnet_tf.experiment import predict_lazy
+from tnet_tf.experiment.predictor import Predictor
 
 SKIPPED_EXIT_STATUS = 3  # experiments.predict.SKIPPED_EXIT_STATUS
 TIMEOUT = 240
@@ -121,7 +122,7 @@ def test_single_large_file_draws_its_picture(setup):
 
 
 def test_lazy_needs_a_keras_tnet():
-    predictor = predict_lib.Predictor(None, (96, 96), "saved_model")
+    predictor = Predictor(None, (96, 96), "saved_model")
     with pytest.raises(ValueError, match="--lazy .* TNet"):
         predict_lazy.check_lazy_model(predictor)
 

@@ -21,7 +21,9 @@ one function here. One module per verb:
 - `export`: `run_export`, SavedModel (one endpoint per setting) and
   `.keras`.
 - `predict`: `run_predict`, one image file -> top-k classes and a PNG of
-  the attended boxes (`predict_anytime`: anytime inference's rows).
+  the attended boxes (`predictor`: the model loaded whatever its form;
+  `image_files`: the files streamed through it; `predict_anytime`:
+  anytime inference's rows).
 - `visualize`: `run_visualize`, a grid of attention pictures of a split,
   the per-image CSV of attended cells and cell probabilities, and the
   accuracy-vs-FLOPs plot from evaluation CSVs.
@@ -55,9 +57,9 @@ from tnet_tf.experiment.models import compile_for_evaluation
 from tnet_tf.experiment.models import location_settings
 from tnet_tf.experiment.models import make_input
 from tnet_tf.experiment.models import resolve_recipe
-from tnet_tf.experiment.predict import load_predictor
 from tnet_tf.experiment.predict import read_class_names
 from tnet_tf.experiment.predict import run_predict
+from tnet_tf.experiment.predictor import load_predictor
 from tnet_tf.experiment.profile import profile_table
 from tnet_tf.experiment.profile import run_profile
 from tnet_tf.experiment.run_folder import BEST_CHECKPOINT

@@ -1,45 +1,32 @@
 """The predict verb: image files -> top-k classes and attended boxes.
 
-- `load_model`: a `.keras` checkpoint, a preset directory (written by
-  `model.save_to_preset`) or an exported SavedModel as one `Predictor`.
-- `predict_images`: the one inference path, one image or many: the files
-  stream through `tf.data` (read, decode and preprocess as in evaluation,
-  batch) into the model, or with `lazy` each is read at full resolution
-  (`predict_lazy`); unreadable files are skipped and reported.
 - `run_predict`: one image -> top-k classes and a PNG of the attended boxes.
 - `run_batch_predict`: many images -> a CSV of one row per image
-  (`CSV_COLUMNS`) and, optionally, one PNG per image.
-- `load_predictor`: `(predict, image_size)` of `load_model`.
+  (`csv_columns`) and, optionally, one PNG per image.
 - `read_class_names`: a class-name file, one name per line.
-- `csv_columns`: the CSV's columns (`predict_rows`).
+- `top_classes`: one image's most probable classes.
+
+Over its pieces: `predictor` (`load_model`: a `.keras` checkpoint, a
+preset directory or an exported SavedModel as one `Predictor`),
+`image_files` (`predict_images`, the one inference path: the files stream
+through `tf.data` into the model, or with `lazy` each is read at full
+resolution, `predict_lazy`; `expand_images`), `predict_rows` (the CSV's
+columns and rows) and `predict_anytime` (`--anytime_threshold`).
 """
 
 import csv
-import dataclasses
-import glob
-import json
 import os
-from typing import Any
-from typing import Callable
 
-import keras
 import numpy as np
-import tensorflow as tf
-from absl import logging
 
-from tnet_tf import config as config_lib
-from tnet_tf import export
-from tnet_tf import presets
-from tnet_tf import profiling
 from tnet_tf import viz
-from tnet_tf.data import augment
 from tnet_tf.experiment import predict_anytime
 from tnet_tf.experiment import predict_lazy
 from tnet_tf.experiment import predict_rows
-from tnet_tf.experiment.models import to_numpy
+from tnet_tf.experiment.image_files import expand_images
+from tnet_tf.experiment.image_files import predict_images
 from tnet_tf.experiment.predict_rows import csv_columns
-from tnet_tf.experiment.run_folder import load_checkpoint
-from tnet_tf.models import preset_directory
+from tnet_tf.experiment.predictor import load_model
 
 
 def read_class_names(path):
@@ -48,131 +35,6 @@ def read_class_names(path):
         return None
     with open(path) as file:
         return [line.strip() for line in file if line.strip()]
-
-
-@dataclasses.dataclass(frozen=True)
-class Predictor:
-    """A loaded model, whatever its form.
-
-    `predict(images, setting)` returns the output dict as NumPy arrays for
-    float32 images `(batch, H, W, 3)` in [-1, 1]; `setting` is a location
-    setting such as `[2, 1]`, or `None` for the model's default.
-    """
-
-    predict: Callable[..., dict]
-    image_size: tuple
-    kind: str  # "keras", "preset" or "saved_model"
-    class_names: Any = None  # a preset directory's names, else None
-    model: Any = None  # the Keras model; None for a SavedModel
-
-    def multiply_adds(self, setting=None):
-        """Multiply-adds per image (`tnet_tf.profiling.profile`) of a Keras
-        model; `None` for a SavedModel, which does not record them."""
-        if self.model is None:
-            return None
-        result = profiling.profile(self.model, self.image_size, setting)
-        return int(result["flops"])
-
-
-def _saved_model_predictor(model_path):
-    served = tf.saved_model.load(model_path)
-    assets = os.path.join(model_path, "assets")
-    with open(os.path.join(assets, export.SIGNATURE_INFO_FILE)) as file:
-        info = json.load(file)
-
-    def predict_saved(images, setting):
-        name = (
-            export.DEFAULT_ENDPOINT
-            if setting is None
-            else export.endpoint_name(setting)
-        )
-        if name not in served.signatures:
-            raise config_lib.LocationSettingError(
-                f"The SavedModel has no endpoint {name!r}; it has "
-                f"{sorted(served.signatures)}."
-            )
-        outputs = served.signatures[name](images=images)
-        return {k: v.numpy() for k, v in outputs.items()}
-
-    return Predictor(predict_saved, tuple(info["image_size"]), "saved_model")
-
-
-def load_model(model_path):
-    """A `Predictor` for a `.keras` checkpoint, a preset directory or an
-    exported SavedModel folder (the one holding `saved_model.pb`)."""
-    model_path = os.fspath(model_path)
-    if os.path.isfile(os.path.join(model_path, "saved_model.pb")):
-        return _saved_model_predictor(model_path)
-    if preset_directory.is_preset_directory(model_path):
-        model, kind = presets.build(model_path), "preset"
-    else:
-        model, kind = load_checkpoint(model_path), "keras"
-
-    def predict_keras(images, setting):
-        return to_numpy(
-            model(images, training=False, locations_per_level=setting)
-        )
-
-    return Predictor(
-        predict_keras,
-        tuple(model.config.image_size),
-        kind,
-        class_names=getattr(model, "class_names", None),
-        model=model,
-    )
-
-
-def load_predictor(model_path):
-    """`(predict, image_size)` of `load_model(model_path)`."""
-    predictor = load_model(model_path)
-    return predictor.predict, predictor.image_size
-
-
-def expand_images(patterns):
-    """The files matching glob `patterns` (a string or a list), sorted per
-    pattern, each once.
-
-    Raises:
-        FileNotFoundError: no file matches.
-    """
-    if isinstance(patterns, (str, os.PathLike)):
-        patterns = [patterns]
-    paths = {}
-    for pattern in patterns:
-        for path in sorted(glob.glob(os.fspath(pattern), recursive=True)):
-            if os.path.isfile(path):
-                paths.setdefault(path, None)
-    if not paths:
-        raise FileNotFoundError(
-            f"No image file matches {', '.join(map(repr, patterns))}."
-        )
-    return list(paths)
-
-
-def image_dataset(paths, image_size, batch_size):
-    """`(paths, images)` batches: each file read, decoded and preprocessed
-    as in evaluation (`augment.preprocess_for_evaluation`), in order; files
-    that cannot be read or decoded are left out."""
-
-    def load(path):
-        encoded = tf.io.read_file(path)
-        return path, augment.preprocess_for_evaluation(encoded, image_size)
-
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(paths))
-    dataset = dataset.map(
-        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    dataset = dataset.ignore_errors()
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def unreadable_reason(path):
-    """Why `path` cannot be read as an image (one line)."""
-    try:
-        augment.decode_image(tf.io.read_file(path))
-    except tf.errors.OpError as error:
-        return error.message.strip().splitlines()[0]
-    return "could not be read"
 
 
 def top_classes(outputs_for_one_image, class_names=None, top_k=5):
@@ -190,59 +52,6 @@ def top_classes(outputs_for_one_image, class_names=None, top_k=5):
         )
         for c in ranked
     ]
-
-
-def predict_images(
-    predictor,
-    paths,
-    *,
-    setting=None,
-    batch_size=32,
-    on_skip=None,
-    progress=False,
-    lazy=False,
-):
-    """Yields `(path, outputs for that image)` for each readable file of
-    `paths`, in order, predicted in batches of `batch_size` (or with
-    `lazy`, one by one at full resolution: `predict_lazy.predict_files`).
-
-    `on_skip(path, reason)` is called for each file that cannot be read or
-    decoded (default: a logged warning); `progress` shows a Keras
-    `Progbar` of the files done.
-    """
-    if on_skip is None:
-
-        def on_skip(path, reason):
-            logging.warning("Skipped %s: %s", path, reason)
-
-    paths = list(dict.fromkeys(os.fspath(p) for p in paths))
-    if lazy:
-        yield from predict_lazy.predict_files(
-            predictor,
-            paths,
-            setting=setting,
-            on_skip=on_skip,
-            progress=progress,
-        )
-        return
-    bar = keras.utils.Progbar(len(paths), unit_name="image")
-    done = 0
-    dataset = image_dataset(paths, predictor.image_size, batch_size)
-    for batch_paths, images in dataset:
-        outputs = predictor.predict(images, setting)
-        for index, path in enumerate(batch_paths.numpy()):
-            path = path.decode()
-            while paths[done] != path:  # files the dataset left out
-                on_skip(paths[done], unreadable_reason(paths[done]))
-                done += 1
-            done += 1
-            yield path, viz.outputs_for_image(outputs, index)
-        if progress:
-            bar.update(done)
-    for path in paths[done:]:
-        on_skip(path, unreadable_reason(path))
-    if progress:
-        bar.update(len(paths), finalize=True)
 
 
 def _draw(png, path, one, class_names, top_k):

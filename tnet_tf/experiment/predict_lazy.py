@@ -3,7 +3,7 @@ by `tnet_tf.lazy_reading.classify_file` (a JPEG read region by region, other
 formats decoded once to uint8) instead of resized to the model's input size.
 
 - `predict_files`: `(path, outputs for that image)` per readable file, as
-  `predict.predict_images` yields them.
+  `image_files.predict_images` yields them.
 - `picture_pixels`: the image to draw the attended boxes on, a JPEG
   decoded at a reduced DCT ratio when it is large.
 """
