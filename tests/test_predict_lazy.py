@@ -9,6 +9,7 @@ with a clear reason, and nothing may hang (every run has a timeout).
 
 import csv
 import json
+import tracemalloc
 
 import keras
 import numpy as np
@@ -135,3 +136,21 @@ def test_picture_of_a_large_jpeg_is_reduced(tmp_path):
     small = tmp_path / "small.png"
     small.write_bytes(tf.io.encode_png(pixels[:300, :200]).numpy())
     assert predict_lazy.picture_pixels(small).shape == (300, 200, 3)
+
+
+@pytest.mark.parametrize("encode", [tf.io.encode_jpeg, tf.io.encode_png])
+def test_picture_format_check_does_not_copy_the_file(tmp_path, encode):
+    """The JPEG check reads the magic bytes, not the file's contents into
+    Python: a small image padded to 20 MiB (decoders stop at its end
+    marker) is drawn with far less than 20 MiB of Python memory."""
+    pixels = natural_looking(64, 48, 0)
+    path = tmp_path / "padded"
+    path.write_bytes(encode(pixels).numpy() + bytes(20 * 2**20))
+    tracemalloc.start()
+    try:
+        drawn = predict_lazy.picture_pixels(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert drawn.shape == (64, 48, 3)
+    assert peak < 2**20, f"{peak / 2**20:.1f} MiB traced"

@@ -64,8 +64,14 @@ def picture_pixels(path):
     """uint8 `(h, w, 3)` of the image at `path` to draw on: a JPEG at the
     coarsest DCT ratio keeping its longer side at least `PICTURE_SIDE` px
     (TensorFlow's decoder refuses a 16k JPEG in full); others in full."""
-    contents = tf.io.read_file(os.fspath(path))
-    if contents.numpy()[:3] == lazy_reading.JPEG_MAGIC:
+    path = os.fspath(path)
+    magic = lazy_reading.JPEG_MAGIC
+    # Only the magic bytes: the file's contents as Python bytes would copy
+    # the whole file (45 MiB for a 16k px JPEG) for a format check.
+    with tf.io.gfile.GFile(path, "rb") as file:
+        is_jpeg = file.read(len(magic)) == magic
+    contents = tf.io.read_file(path)
+    if is_jpeg:
         height, width = (
             int(s) for s in tf.io.extract_jpeg_shape(contents)[:2]
         )
