@@ -12,7 +12,7 @@ from tnet_tf import geometry
 from tnet_tf.models import regions
 
 
-def release_crop_cells(regions, cells, grid_size, cell_fraction):
+def release_crop_cells(regions, cells, grid_size, cell_fraction, parents=None):
     """The release's cropping, with `geometry.crop_cells`' signature.
 
     Pads each region with zeros to the grid's span, cuts all
@@ -28,10 +28,16 @@ def release_crop_cells(regions, cells, grid_size, cell_fraction):
         cells: int tensor `(b, k)` of row-major cell indices.
         grid_size: `n`.
         cell_fraction: `o`.
+        parents: optional int32 `(m,)`: `cells` is then `(m, k)`, the cells
+            of regions `parents` (as `geometry.crop_cells`).
 
     Returns:
         `(crops, boxes)` as `geometry.crop_cells`.
     """
+    if parents is not None:
+        # The release had no anytime inference; gathering the kept regions
+        # first, as the crop path did before `parents`, keeps its cost.
+        regions = tf.gather(regions, parents)
     height, width, channels = regions.shape[1:4]
     if height is None or width is None or channels is None:
         raise ValueError("release_crop_cells needs static region sizes.")

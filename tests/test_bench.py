@@ -363,6 +363,20 @@ def test_release_cropper_equals_crop_cells(side, grid_size, fraction):
     np.testing.assert_array_equal(release.numpy(), expected)
     np.testing.assert_array_equal(ours.numpy(), expected)
     np.testing.assert_array_equal(release_boxes.numpy(), boxes.numpy())
+    # With `parents` (anytime inference's narrowed batch), the cells of
+    # regions 1, 1 and 0.
+    parents = np.array([1, 1, 0], np.int32)
+    picked = cells[[0, 1, 1]]
+    expected = _numpy_crops(regions[parents], picked, grid_size, fraction)
+    for crop in (release_cropping.release_crop_cells, geometry.crop_cells):
+        crops, _ = crop(
+            tf.constant(regions),
+            tf.constant(picked),
+            grid_size,
+            fraction,
+            parents=tf.constant(parents),
+        )
+        np.testing.assert_array_equal(crops.numpy(), expected)
 
 
 def test_release_readers_swap_only_the_cropper():

@@ -182,7 +182,8 @@ class CropRegions(RegionReader):
     """Keeps each region's full-resolution pixels: crops the chosen cells
     of the current crops, then resizes them to the base resolution."""
 
-    # Swapped by subclasses (e.g. the release's own cropping in bench/).
+    # Swapped by subclasses (e.g. the release's own cropping in bench/):
+    # any function with `geometry.crop_cells`' signature, `parents` included.
     crop = staticmethod(geometry.crop_cells)
 
     def start(self, images):
@@ -202,22 +203,17 @@ class CropRegions(RegionReader):
         return self._resize(self._narrowed())
 
     def descend(self, chosen):
-        if self._kept is not None and self.crop is geometry.crop_cells:
-            # Only the chosen cells' pixels are copied, not the kept
-            # regions whole (anytime inference narrows the full-resolution
-            # input at every step).
-            self._pixels, _ = self.crop(
-                self._pixels,
-                chosen,
-                self.grid_size,
-                self.cell_fraction,
-                parents=self._kept,
-            )
-            self._kept = None
-            return
+        # `parents`: only the chosen cells' pixels are copied, not the kept
+        # regions whole (anytime inference narrows the full-resolution
+        # input at every step).
         self._pixels, _ = self.crop(
-            self._narrowed(), chosen, self.grid_size, self.cell_fraction
+            self._pixels,
+            chosen,
+            self.grid_size,
+            self.cell_fraction,
+            parents=self._kept,
         )
+        self._kept = None
 
     def keep(self, indices):
         indices = tf.convert_to_tensor(indices, tf.int32)
