@@ -10,6 +10,7 @@ location setting.
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -114,6 +115,36 @@ def _tiny_baseline():
             image_size=96,
         )
     )
+
+
+def _encode_bmp(pixels):
+    """BMP bytes of uint8 `(h, w, 3)` pixels (TensorFlow decodes BMP but
+    has no encoder): 24-bit, bottom-up rows padded to 4 bytes."""
+    pixels = np.asarray(pixels)
+    height, width, _ = pixels.shape
+    row = (width * 3 + 3) // 4 * 4
+    body = np.zeros((height, row), np.uint8)
+    body[:, : width * 3] = pixels[::-1, :, ::-1].reshape(height, -1)
+    header = struct.pack(
+        "<2sIHHIIiiHHIIiiII",
+        b"BM",
+        54 + body.size,
+        0,
+        0,
+        54,
+        40,
+        width,
+        height,
+        1,
+        24,
+        0,
+        body.size,
+        2835,
+        2835,
+        0,
+        0,
+    )
+    return header + body.tobytes()
 
 
 def _reference_decode(path, image_size):
@@ -309,6 +340,30 @@ def _export_and_compare(
             kind="files",
         )
     )
+    # Any format: the JPEGs again (read lazily), a PNG and a BMP (each
+    # decoded once to uint8) in one batch.
+    others = []
+    for index, encode in enumerate((tf.io.encode_png, _encode_bmp)):
+        pixels = tf.image.resize(
+            rng.uniform(0, 255, (1, 5, 7, 3)),
+            (340 - 60 * index, 410),
+            "bicubic",
+        )[0]
+        others.append(str(root / f"large_{index}.{encode.__name__[-3:]}"))
+        tf.io.write_file(
+            others[-1],
+            encode(tf.cast(tf.clip_by_value(pixels, 0, 255), "uint8")),
+        )
+    lazy_images = lazy_jpegs + others
+    cases.append(
+        _case(
+            "image_lazy",
+            directories["tnet"],
+            "serve_image_lazy",
+            lazy_images,
+            kind="files",
+        )
+    )
     cases_path.write_text(json.dumps(cases))
     process.stdin.write(b"go\n")
     process.stdin.flush()
@@ -336,6 +391,9 @@ def _export_and_compare(
     expected["baseline_jpeg"] = baseline(decoded, training=False)
     expected["jpeg_lazy"] = [
         lazy_reading.classify_file(model, path) for path in lazy_jpegs
+    ]
+    expected["image_lazy"] = [
+        lazy_reading.classify_file(model, path) for path in lazy_images
     ]
 
     process.communicate(timeout=300)
@@ -378,34 +436,37 @@ def test_reload_runs_without_tnet_tf(served):
         "serve_uint8",
         "serve_image_bytes",
         "serve_jpeg_lazy",
+        "serve_image_lazy",
     }
     assert set(signatures) == expected
     any_size = [None, None, None, 3]
     for name, _ in FLOAT_ENDPOINTS:
         assert signatures[name] == {"images": ["float32", any_size]}
     assert signatures["serve_uint8"] == {"images": ["uint8", any_size]}
-    for name in ("serve_image_bytes", "serve_jpeg_lazy"):
+    for name in ("serve_image_bytes", "serve_jpeg_lazy", "serve_image_lazy"):
         assert signatures[name] == {"images": ["string", [None]]}
     baseline = info["models"][served["directories"]["baseline"]]
-    assert "serve_jpeg_lazy" not in baseline
+    assert not {"serve_jpeg_lazy", "serve_image_lazy"} & set(baseline)
 
 
-def test_lazy_jpeg_endpoint_matches_classify_file(served):
-    """`serve_jpeg_lazy` reads each JPEG lazily at full resolution, as
+@pytest.mark.parametrize("name", ["jpeg_lazy", "image_lazy"])
+def test_lazy_endpoints_match_classify_file(served, name):
+    """`serve_jpeg_lazy` reads each JPEG lazily at full resolution, and
+    `serve_image_lazy` also a PNG and a BMP from one uint8 decode, as
     `lazy_reading.classify_file` does: same top-1 and cells (not the
     resize to `image_size` of `serve_image_bytes`)."""
     results = served["results"]
-    for index, expected in enumerate(served["expected"]["jpeg_lazy"]):
-        logits = results["jpeg_lazy/logits"][index]
+    for index, expected in enumerate(served["expected"][name]):
+        logits = results[f"{name}/logits"][index]
         assert np.argmax(logits) == np.argmax(expected["logits"][0])
         np.testing.assert_allclose(
             logits, expected["logits"][0], atol=ATOL, rtol=ATOL
         )
         for key in ("attended_cells", "attended_levels", "attended_boxes"):
             np.testing.assert_allclose(
-                results[f"jpeg_lazy/{key}"][index], expected[key][0]
+                results[f"{name}/{key}"][index], expected[key][0]
             )
-    assert results["jpeg_lazy/image_is_finite"].all()
+    assert results[f"{name}/image_is_finite"].all()
 
 
 @pytest.mark.parametrize("size", sorted(FLOAT_INPUTS))

@@ -25,6 +25,11 @@ ones; it takes only the empty setting `[]` and attends its whole image):
   attends are decoded, each at the coarsest DCT ratio that keeps the base
   resolution (`tnet_tf.lazy_reading`, `max_ratio` 8; the same traced call
   as `lazy_reading.classify_file`), never the whole image at full size.
+- `serve_image_lazy` (TNet only): a batch of encoded images of any size and
+  format, each read at full resolution as `lazy_reading.classify_file`
+  reads a file: a JPEG lazily as `serve_jpeg_lazy`, any other format (PNG,
+  GIF, BMP) decoded once to uint8 and every region sampled from that array,
+  never a full-size float copy.
 
 Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
 (their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes`
@@ -65,6 +70,7 @@ DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"
 IMAGE_BYTES_ENDPOINT = "serve_image_bytes"
 LAZY_JPEG_ENDPOINT = "serve_jpeg_lazy"
+LAZY_IMAGE_ENDPOINT = "serve_image_lazy"
 SIGNATURE_INFO_FILE = "signature_info.json"
 FINITE_OUTPUT = "image_is_finite"
 # Per-location outputs passed through from the model's dict, in this order.
@@ -245,6 +251,18 @@ def export_saved_model(
             "resolution",
             default_locations,
         )
+        add(
+            LAZY_IMAGE_ENDPOINT,
+            lambda images: forward(
+                None,
+                default_locations,
+                _lazy_batch(model, images, default_locations, any_format=True),
+            ),
+            tf.TensorSpec([None], tf.string),
+            "string (batch,) encoded images of any size and format, read at "
+            "full resolution (JPEGs lazily, others from one uint8 decode)",
+            default_locations,
+        )
     archive.write_out(str(path), verbose=verbose)
 
     outputs = list(served_keys)
@@ -305,15 +323,16 @@ def _decode_batch(image_bytes, image_size):
     )
 
 
-def _lazy_batch(model, contents, locations):
+def _lazy_batch(model, contents, locations, any_format=False):
     """TNet's outputs for a batch of JPEG bytes, each read lazily
-    (`lazy_reading.call_lazy`, one image at a time)."""
+    (`lazy_reading.call_lazy`, one image at a time); with `any_format`, of
+    encoded images of any format, those not JPEG decoded once to uint8 (as
+    `lazy_reading.open_image` opens a file)."""
     keys = ("logits",) + ATTENTION_OUTPUTS[:-1]
     if model.feature_weighting is not None:
         keys += ("feature_weights",)
 
-    def one(content):
-        image = lazy_reading.EncodedImage(content)
+    def read(image):
         outputs = lazy_reading.call_lazy(model, image, locations)
         # float32 whatever the compute dtype, as the signature says.
         return {
@@ -322,6 +341,26 @@ def _lazy_batch(model, contents, locations):
             else outputs[key][0]
             for key in keys
         }
+
+    def one(content):
+        jpeg = lambda: read(lazy_reading.EncodedImage(content))
+        if not any_format:
+            return jpeg()
+        magic = lazy_reading.JPEG_MAGIC
+        return tf.cond(
+            tf.strings.substr(content, 0, len(magic)) == magic,
+            jpeg,
+            lambda: read(
+                lazy_reading.DecodedImage(
+                    tf.io.decode_image(
+                        content,
+                        channels=3,
+                        dtype=tf.uint8,
+                        expand_animations=False,
+                    )
+                )
+            ),
+        )
 
     # Vectors per image: the whole image, then each level's regions.
     vectors = regions = 1
