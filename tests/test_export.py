@@ -82,13 +82,16 @@ RELOAD_SCRIPT = textwrap.dedent(
             images = tf.stack([tf.io.read_file(p) for p in case["inputs"]])
         else:
             images = tf.constant(np.load(case["inputs"]))
+        inputs = {"images": images}
+        if "threshold" in case:
+            inputs["threshold"] = tf.constant(case["threshold"], tf.float32)
         if case.get("expect_error"):
             try:
-                model.signatures[case["endpoint"]](images=images)
+                model.signatures[case["endpoint"]](**inputs)
             except tf.errors.InvalidArgumentError as error:
                 info.setdefault("errors", {})[case["name"]] = error.message
             continue
-        outputs = model.signatures[case["endpoint"]](images=images)
+        outputs = model.signatures[case["endpoint"]](**inputs)
         for key, value in outputs.items():
             results[case["name"] + "/" + key] = value.numpy()
         if case.get("direct"):
@@ -364,6 +367,26 @@ def _export_and_compare(
             kind="files",
         )
     )
+    # Anytime: a threshold between the images' confidences after one
+    # location, so that some stop there and the others go on; and one
+    # outside (0, 1].
+    anytime_images = rng.uniform(-1, 1, (6, 96, 96, 3)).astype("float32")
+    np.save(root / "anytime.npy", anytime_images)
+    first = model.predict_anytime(
+        anytime_images, threshold=1.0, max_locations=1
+    ).confidence
+    threshold = float(np.median(first))
+    for name, value in (("anytime", threshold), ("anytime_zero", 0.0)):
+        cases.append(
+            _case(
+                name,
+                directories["tnet"],
+                "serve_anytime",
+                str(root / "anytime.npy"),
+                threshold=value,
+                expect_error=value == 0.0,
+            )
+        )
     cases_path.write_text(json.dumps(cases))
     process.stdin.write(b"go\n")
     process.stdin.flush()
@@ -395,6 +418,10 @@ def _export_and_compare(
     expected["image_lazy"] = [
         lazy_reading.classify_file(model, path) for path in lazy_images
     ]
+
+    expected["anytime"] = model.predict_anytime(
+        anytime_images, threshold=threshold
+    )
 
     process.communicate(timeout=300)
     log = (root / "reload.log").read_text(errors="replace")
@@ -437,6 +464,7 @@ def test_reload_runs_without_tnet_tf(served):
         "serve_image_bytes",
         "serve_jpeg_lazy",
         "serve_image_lazy",
+        "serve_anytime",
     }
     assert set(signatures) == expected
     any_size = [None, None, None, 3]
@@ -445,8 +473,46 @@ def test_reload_runs_without_tnet_tf(served):
     assert signatures["serve_uint8"] == {"images": ["uint8", any_size]}
     for name in ("serve_image_bytes", "serve_jpeg_lazy", "serve_image_lazy"):
         assert signatures[name] == {"images": ["string", [None]]}
+    assert signatures["serve_anytime"] == {
+        "images": ["float32", any_size],
+        "threshold": ["float32", []],
+    }
     baseline = info["models"][served["directories"]["baseline"]]
-    assert not {"serve_jpeg_lazy", "serve_image_lazy"} & set(baseline)
+    lazy = {"serve_jpeg_lazy", "serve_image_lazy", "serve_anytime"}
+    assert not lazy & set(baseline)
+
+
+def test_anytime_endpoint_matches_predict_anytime(served):
+    """`serve_anytime` gives `model.predict_anytime`'s stops, cells,
+    multiply-adds and logits; the threshold lets some images stop after
+    one location and not others."""
+    results, expected = served["results"], served["expected"]["anytime"]
+    used = results["anytime/locations_used"]
+    assert used.dtype == np.int32
+    np.testing.assert_array_equal(used, expected.locations)
+    assert 1 == used.min() < used.max()
+    assert results["anytime/multiply_adds"].dtype == np.int64
+    np.testing.assert_array_equal(
+        results["anytime/multiply_adds"], expected.multiply_adds
+    )
+    for key in ("attended_cells", "attended_levels"):
+        np.testing.assert_array_equal(
+            results[f"anytime/{key}"], getattr(expected, key)
+        )
+    for key in ("logits", "confidence", "attended_boxes"):
+        np.testing.assert_allclose(
+            results[f"anytime/{key}"],
+            getattr(expected, key),
+            atol=ATOL,
+            rtol=ATOL,
+        )
+    np.testing.assert_allclose(
+        results["anytime/probabilities"],
+        tf.nn.softmax(expected.logits),
+        atol=ATOL,
+    )
+    error = served["info"]["errors"]["anytime_zero"]
+    assert "threshold must be in (0, 1]" in error
 
 
 @pytest.mark.parametrize("name", ["jpeg_lazy", "image_lazy"])

@@ -30,10 +30,21 @@ ones; it takes only the empty setting `[]` and attends its whole image):
   reads a file: a JPEG lazily as `serve_jpeg_lazy`, any other format (PNG,
   GIF, BMP) decoded once to uint8 and every region sampled from that array,
   never a full-size float copy.
+- `serve_anytime` (TNet attending cells by default): anytime inference,
+  `images` as `serve` and a float32 scalar `threshold` in (0, 1]: each
+  image attends the default setting's top-level locations one at a time
+  (each with its subtree) and stops once its top softmax probability
+  reaches the threshold; each step reads only the images still undecided
+  (`tnet_tf.models.anytime.traced_anytime`, the outputs of
+  `model.predict_anytime(images, threshold=...)`). It returns `logits`,
+  `probabilities`, `confidence`, `locations_used` int32 and
+  `multiply_adds` int64 (counted at `image_size`) per image, and
+  `attended_cells`, `attended_levels` and `attended_boxes` with level 0
+  and cell -1 in the slots of locations not attended.
 
-Every endpoint returns a dict: `logits` `(batch, classes)`, `probabilities`
-(their softmax), `image_is_finite` bool `(batch,)`, `attended_boxes`
-`(batch, T, 4)` normalised `y0, x0, y1, x1`,
+Every other endpoint returns a dict: `logits` `(batch, classes)`,
+`probabilities` (their softmax), `image_is_finite` bool `(batch,)`,
+`attended_boxes` `(batch, T, 4)` normalised `y0, x0, y1, x1`,
 `attended_levels` int32 `(batch, T)`, `attended_cells` int32 `(batch, T)`,
 `attended_log_probs` `(batch, T)` and, with feature weighting,
 `feature_weights` `(batch, T)`. The names are those of the model's output
@@ -62,25 +73,21 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tnet_tf import lazy_reading
 from tnet_tf.data import augment
-from tnet_tf.models import traversal_limits
+from tnet_tf.export_inputs import ATTENTION_OUTPUTS
+from tnet_tf.export_inputs import decode_batch
+from tnet_tf.export_inputs import lazy_batch
+from tnet_tf.export_inputs import uint8_to_model_range
+from tnet_tf.models import anytime
 
 DEFAULT_ENDPOINT = "serve"
 UINT8_ENDPOINT = "serve_uint8"
 IMAGE_BYTES_ENDPOINT = "serve_image_bytes"
 LAZY_JPEG_ENDPOINT = "serve_jpeg_lazy"
 LAZY_IMAGE_ENDPOINT = "serve_image_lazy"
+ANYTIME_ENDPOINT = "serve_anytime"
 SIGNATURE_INFO_FILE = "signature_info.json"
 FINITE_OUTPUT = "image_is_finite"
-# Per-location outputs passed through from the model's dict, in this order.
-ATTENTION_OUTPUTS = (
-    "attended_boxes",
-    "attended_levels",
-    "attended_cells",
-    "attended_log_probs",
-    "feature_weights",
-)
 
 
 def endpoint_name(locations_per_level: Sequence[int]) -> str:
@@ -226,14 +233,14 @@ def export_saved_model(
         )
     add(
         UINT8_ENDPOINT,
-        lambda images: serve(_uint8_to_model_range(images)),
+        lambda images: serve(uint8_to_model_range(images)),
         tf.TensorSpec([None, None, None, 3], tf.uint8),
         "uint8 (batch, height, width, 3) in [0, 255], not resized",
         default_locations,
     )
     add(
         IMAGE_BYTES_ENDPOINT,
-        lambda images: serve(_decode_batch(images, image_size)),
+        lambda images: serve(decode_batch(images, image_size)),
         tf.TensorSpec([None], tf.string),
         f"string (batch,) encoded images, resized to {list(image_size)}",
         default_locations,
@@ -244,7 +251,7 @@ def export_saved_model(
             lambda images: forward(
                 None,
                 default_locations,
-                _lazy_batch(model, images, default_locations),
+                lazy_batch(model, images, default_locations),
             ),
             tf.TensorSpec([None], tf.string),
             "string (batch,) JPEGs of any size, read lazily at full "
@@ -256,13 +263,16 @@ def export_saved_model(
             lambda images: forward(
                 None,
                 default_locations,
-                _lazy_batch(model, images, default_locations, any_format=True),
+                lazy_batch(model, images, default_locations, any_format=True),
             ),
             tf.TensorSpec([None], tf.string),
             "string (batch,) encoded images of any size and format, read at "
             "full resolution (JPEGs lazily, others from one uint8 decode)",
             default_locations,
         )
+    attends = bool(default_locations) and default_locations[0] > 0
+    if hasattr(model, "region_reader") and attends:
+        _add_anytime(archive, endpoints, model, image_size, default_locations)
     archive.write_out(str(path), verbose=verbose)
 
     outputs = list(served_keys)
@@ -278,6 +288,34 @@ def export_saved_model(
     with open(os.path.join(assets, SIGNATURE_INFO_FILE), "w") as file:
         json.dump(info, file, indent=2)
     return info
+
+
+def _add_anytime(archive, endpoints, model, image_size, locations):
+    """Registers `serve_anytime` (`anytime.traced_anytime`), its
+    multiply-adds counted at `image_size`."""
+    cost = anytime.anytime_cost(model, *image_size, locations[1:])
+
+    def serve_anytime(images, threshold):
+        outputs = anytime.traced_anytime(model, images, threshold, cost)
+        outputs["probabilities"] = tf.nn.softmax(outputs["logits"])
+        return outputs
+
+    image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    archive.add_endpoint(
+        ANYTIME_ENDPOINT,
+        # As `checked` in `export_saved_model`: a loaded signature takes
+        # inputs of any shape.
+        lambda images, threshold: serve_anytime(
+            tf.ensure_shape(images, image_spec.shape),
+            tf.ensure_shape(threshold, []),
+        ),
+        input_signature=[image_spec, tf.TensorSpec([], tf.float32)],
+    )
+    endpoints[ANYTIME_ENDPOINT] = {
+        "input": "float32 (batch, height, width, 3) in [-1, 1] and a "
+        "float32 threshold in (0, 1]",
+        "locations_per_level": list(locations),
+    }
 
 
 def save_keras(model: keras.Model, path: str | os.PathLike) -> str:
@@ -306,72 +344,3 @@ def _resolve_settings(model, locations_settings):
         if locations not in settings:
             settings.append(locations)
     return tuple(settings)
-
-
-def _uint8_to_model_range(images):
-    # The same scaling as the data pipeline: [0, 255] -> [0, 1] -> [-1, 1].
-    images = tf.image.convert_image_dtype(images, tf.float32)
-    return augment.scale_to_minus_one_one(images)
-
-
-def _decode_batch(image_bytes, image_size):
-    height, width = image_size
-    return tf.map_fn(
-        lambda one: augment.preprocess_for_evaluation(one, image_size),
-        image_bytes,
-        fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
-    )
-
-
-def _lazy_batch(model, contents, locations, any_format=False):
-    """TNet's outputs for a batch of JPEG bytes, each read lazily
-    (`lazy_reading.call_lazy`, one image at a time); with `any_format`, of
-    encoded images of any format, those not JPEG decoded once to uint8 (as
-    `lazy_reading.open_image` opens a file)."""
-    keys = ("logits",) + ATTENTION_OUTPUTS[:-1]
-    if model.feature_weighting is not None:
-        keys += ("feature_weights",)
-
-    def read(image):
-        outputs = lazy_reading.call_lazy(model, image, locations)
-        # float32 whatever the compute dtype, as the signature says.
-        return {
-            key: tf.cast(outputs[key][0], tf.float32)
-            if outputs[key].dtype.is_floating
-            else outputs[key][0]
-            for key in keys
-        }
-
-    def one(content):
-        jpeg = lambda: read(lazy_reading.EncodedImage(content))
-        if not any_format:
-            return jpeg()
-        magic = lazy_reading.JPEG_MAGIC
-        return tf.cond(
-            tf.strings.substr(content, 0, len(magic)) == magic,
-            jpeg,
-            lambda: read(
-                lazy_reading.DecodedImage(
-                    tf.io.decode_image(
-                        content,
-                        channels=3,
-                        dtype=tf.uint8,
-                        expand_animations=False,
-                    )
-                )
-            ),
-        )
-
-    # Vectors per image: the whole image, then each level's regions.
-    vectors = regions = 1
-    for count in locations[: traversal_limits.cell_levels(locations)]:
-        regions *= count
-        vectors += regions
-    specs = {"logits": tf.TensorSpec([model.config.num_classes], tf.float32)}
-    for key in keys[1:]:
-        integer = key in ("attended_levels", "attended_cells")
-        specs[key] = tf.TensorSpec(
-            [vectors, 4] if key == "attended_boxes" else [vectors],
-            tf.int32 if integer else tf.float32,
-        )
-    return tf.map_fn(one, contents, fn_output_signature=specs)

@@ -26,6 +26,10 @@ layers, as everywhere in the project): level 1 with the location module,
 plus the cost of a step times the steps taken, plus every aggregation the
 image went through (an image that checks its prediction after each step
 pays the small aggregate-and-classify cost each time).
+
+`predict_anytime` decides its stops eagerly, per batch; `traced_anytime` is
+the threshold mode as TensorFlow ops (a `tf.while_loop` over the
+locations), traceable into a SavedModel endpoint (`serve_anytime`).
 """
 
 from collections.abc import Sequence
@@ -36,10 +40,11 @@ import tensorflow as tf
 
 from tnet_tf import config as config_lib
 from tnet_tf.models import traversal_limits
-from tnet_tf.models.anytime_steps import AnytimeCost
+from tnet_tf.models.anytime_cost import AnytimeCost
+from tnet_tf.models.anytime_cost import anytime_cost
 from tnet_tf.models.anytime_steps import AnytimePrediction
+from tnet_tf.models.anytime_steps import StepProgram
 from tnet_tf.models.anytime_steps import StepTraversal
-from tnet_tf.models.anytime_steps import anytime_cost
 from tnet_tf.models.anytime_steps import program
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "AnytimePrediction",
     "anytime_cost",
     "predict_anytime",
+    "traced_anytime",
 ]
 
 
@@ -198,7 +204,8 @@ def _until_sure(traversal, active, threshold, min_locations):
     for step in range(traversal.locations[0]):
         if threshold is not None and step >= min_locations:
             traversal.aggregate(active)
-            active = active[traversal.confidence[active] < threshold]
+            unsure = np.asarray(traversal.confidence)[active] < threshold
+            active = active[unsure]
         if not len(active):
             return
         traversal.advance(active)
@@ -213,15 +220,86 @@ def _within_budget(traversal, active, threshold, minimum, left, round_size):
     traversal.aggregate(active)
     most = traversal.locations[0]
     while left > 0:
-        open_ = traversal.steps < most
+        confidence = np.asarray(traversal.confidence)
+        open_ = np.asarray(traversal.steps) < most
         if threshold is not None:
-            open_ &= traversal.confidence < threshold
+            open_ &= confidence < threshold
         candidates = np.flatnonzero(open_)
         if not len(candidates):
             return
         # Least certain first; stable, so ties go to the lower index.
-        order = np.argsort(traversal.confidence[candidates], kind="stable")
+        order = np.argsort(confidence[candidates], kind="stable")
         chosen = np.sort(candidates[order[: min(left, round_size)]])
         traversal.advance(chosen)
         traversal.aggregate(chosen)
         left -= len(chosen)
+
+
+def traced_anytime(
+    model: keras.Model,
+    images: tf.Tensor,
+    threshold: tf.Tensor,
+    cost: AnytimeCost,
+) -> dict[str, tf.Tensor]:
+    """`predict_anytime(model, images, threshold)` with the model's default
+    setting as TensorFlow ops, traceable: the stops are a `tf.while_loop`
+    over the top-level locations, each step reading only the images still
+    undecided (what the SavedModel endpoint `serve_anytime` serves).
+
+    Args:
+        model: a TNet.
+        images: float32 `(batch, height, width, 3)` in [-1, 1], any size
+            (checked in the graph where it is only known when run).
+        threshold: a float32 scalar in (0, 1] (asserted in the graph).
+        cost: the `AnytimeCost` the multiply-adds are counted with
+            (`anytime_cost` at the size served).
+
+    Returns:
+        A dict of tensors: `logits`, `confidence`, `locations_used`
+        (int32), `multiply_adds` (int64) per image, and the
+        `attended_cells`, `attended_levels` and `attended_boxes` of the
+        model's output layout (`AnytimePrediction`).
+    """
+    locations, _ = _check_arguments(model, None, None, 1, None)
+    images = traversal_limits.check_images(
+        model.config, model.name, images, locations
+    )
+    threshold = tf.convert_to_tensor(threshold, tf.float32)
+    checks = [
+        tf.debugging.assert_greater(
+            threshold, 0.0, message="threshold must be in (0, 1]"
+        ),
+        tf.debugging.assert_less_equal(
+            threshold, 1.0, message="threshold must be in (0, 1]"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        images = tf.identity(images)
+    # The pieces traced inline: the served images have no static size.
+    pieces = StepProgram(model, locations, lambda fn, *specs: fn)
+    traversal = StepTraversal(pieces, images, cost)
+
+    # As `_until_sure` with `min_locations` 1: every image takes a step,
+    # then those not yet sure take the next.
+    def body(step, active, state):
+        traversal.state = state
+        traversal.advance(active)
+        traversal.aggregate_group(active, step + 1)
+        unsure = tf.gather(traversal.confidence, active) < threshold
+        return step + 1, tf.boolean_mask(active, unsure), traversal.state
+
+    _, _, traversal.state = tf.while_loop(
+        lambda step, active, state: (step < locations[0])
+        & (tf.size(active) > 0),
+        body,
+        (tf.constant(0), tf.range(tf.shape(images)[0]), traversal.state),
+    )
+    return {
+        "logits": traversal.logits,
+        "confidence": traversal.confidence,
+        "locations_used": traversal.steps,
+        "multiply_adds": traversal.macs,
+        "attended_cells": traversal.cells,
+        "attended_levels": traversal.levels,
+        "attended_boxes": traversal.boxes,
+    }

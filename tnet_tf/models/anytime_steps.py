@@ -1,13 +1,15 @@
-"""The steps of anytime inference (`tnet_tf.models.anytime`): what they
-cost, and the traversal that reads only the images still undecided.
+"""The steps of anytime inference (`tnet_tf.models.anytime`): the
+traversal that reads only the images still undecided.
 
 `StepTraversal` reads level 1 for the whole batch, then moves images one
 top-level cell (with its subtree) at a time and recomputes their aggregate
-prediction; `anytime_cost` gives its multiply-adds from the profiler.
+prediction; `anytime_cost.anytime_cost` gives its multiply-adds. Its state
+is tensors and its steps TensorFlow ops, so one traversal serves eager
+calls (stops decided in Python) and a traced loop (`tf.while_loop`, the
+SavedModel's `serve_anytime`).
 """
 
 import dataclasses
-import math
 import weakref
 from collections.abc import Sequence
 
@@ -15,43 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf import profiling
 from tnet_tf import sampling
 from tnet_tf.models import regions as regions_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class AnytimeCost:
-    """Multiply-adds of anytime inference on one image, from the profiler.
-
-    An image that took `n` steps and was aggregated over `T_1, T_2, ...`
-    vectors costs `level_one + n * per_step + sum(aggregation(T_i))`.
-
-    Attributes:
-        level_one: level 1 and its location module (no aggregation).
-        per_step: one top-level cell with its subtree (no aggregation).
-        aggregation_base, per_vector: aggregating `T` vectors and
-            classifying the aggregate costs `aggregation_base + T *
-            per_vector`.
-        vectors_per_step: feature vectors a step adds.
-    """
-
-    level_one: int
-    per_step: int
-    aggregation_base: int
-    per_vector: int
-    vectors_per_step: int
-
-    def aggregation(self, vectors: int) -> int:
-        """Multiply-adds of one aggregate-and-classify over `vectors`."""
-        return self.aggregation_base + self.per_vector * vectors
-
-    def fixed(self, steps: int) -> int:
-        """Multiply-adds of the model's own call at `steps` locations."""
-        vectors = 1 + steps * self.vectors_per_step
-        return (
-            self.level_one + steps * self.per_step + self.aggregation(vectors)
-        )
+from tnet_tf.models.anytime_cost import AnytimeCost
+from tnet_tf.models.anytime_cost import aggregate_vectors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,66 +54,6 @@ class AnytimePrediction:
     attended_boxes: np.ndarray
     batch_sizes: tuple[int, ...]
     cost: AnytimeCost
-
-
-# Profiled costs per model and (height, width, locations): tracing a model
-# takes seconds, and one model is usually run at one size.
-_COSTS = weakref.WeakKeyDictionary()
-
-
-def _aggregate(model, vectors):
-    """`TNet._classify`'s aggregation: feature weighting or the mean."""
-    if model.feature_weighting is not None:
-        return model.feature_weighting(vectors)[0]
-    return tf.reduce_mean(vectors, axis=1)
-
-
-def _vectors_per_step(subtree):
-    """A top-level cell and its subtree: `[2, 3]` gives 1 + 2 + 6."""
-    return 1 + sum(math.prod(subtree[: d + 1]) for d in range(len(subtree)))
-
-
-def anytime_cost(
-    model: keras.Model, height: int, width: int, subtree: Sequence[int] = ()
-) -> AnytimeCost:
-    """The `AnytimeCost` of `model` on `height x width` images, from the
-    profiler's counts of the model at 1 and 2 steps and of its
-    aggregation over 1 and 2 vectors (all four are linear)."""
-    subtree = tuple(subtree)
-    key = (height, width, subtree)
-    cached = _COSTS.setdefault(model, {})
-    if key in cached:
-        return cached[key]
-    one, two = (
-        profiling.profile(model, (height, width), [steps, *subtree])["flops"]
-        for steps in (1, 2)
-    )
-    dim = model.feature_extractor.feature_dim
-
-    def classify(vectors):
-        return model.classification_module(
-            _aggregate(model, vectors), training=False
-        )
-
-    single, double = (
-        profiling.count_multiply_adds(
-            classify,
-            [tf.TensorSpec([1, count, dim], model.compute_dtype)],
-        )
-        for count in (1, 2)
-    )
-    per_vector = double - single
-    vectors_per_step = _vectors_per_step(subtree)
-    per_step = two - one - per_vector * vectors_per_step
-    cost = AnytimeCost(
-        level_one=one - per_step - single - per_vector * vectors_per_step,
-        per_step=per_step,
-        aggregation_base=single - per_vector,
-        per_vector=per_vector,
-        vectors_per_step=vectors_per_step,
-    )
-    cached[key] = cost
-    return cost
 
 
 def _take(regions, indices):
@@ -251,7 +160,7 @@ class StepProgram:
         model = self.model
         return tf.cast(
             model.classification_module(
-                _aggregate(model, vectors), training=False
+                aggregate_vectors(model, vectors), training=False
             ),
             tf.float32,
         )
@@ -287,9 +196,9 @@ def program(
 
 
 class StepTraversal:
-    """The state of one `predict_anytime` call: level 1 read for the whole
-    batch, the vectors of every attended region, and each image's steps,
-    multiply-adds and current prediction.
+    """The state of one anytime call: level 1 read for the whole batch, the
+    vectors of every attended region, and each image's steps,
+    multiply-adds and current prediction, all tensors.
 
     Args:
         program: the model's `StepProgram` for the call.
@@ -297,8 +206,20 @@ class StepTraversal:
         cost: the model's `AnytimeCost` at this size.
 
     `advance(indices)` moves images one step, `aggregate(indices)`
-    recomputes their predictions, `result()` is the `AnytimePrediction`.
+    recomputes their predictions, `result()` is the `AnytimePrediction`;
+    `state` is every tensor that changes, for a traced loop's variables.
     """
+
+    STATE = (
+        "vectors",
+        "cells",
+        "levels",
+        "boxes",
+        "steps",
+        "macs",
+        "logits",
+        "confidence",
+    )
 
     def __init__(self, program, images, cost):
         self.program, self.images, self.cost = program, images, cost
@@ -311,87 +232,128 @@ class StepTraversal:
             regions_per_level *= count
             self.per_step.append(regions_per_level // locations[0])
             self.offsets.append(self.offsets[-1] + regions_per_level)
-        batch, slots = int(images.shape[0]), self.offsets[-1]
+        batch, slots = tf.shape(images)[0], self.offsets[-1]
         self.vectors = tf.pad(
             level["vectors"], [[0, 0], [0, slots - 1], [0, 0]]
         )
-        self.cells = np.full((batch, slots), -1, np.int32)
-        self.levels = np.zeros((batch, slots), np.int32)
-        self.levels[:, 0] = 1
-        self.boxes = np.zeros((batch, slots, 4), np.float32)
-        self.boxes[:, 0] = level["boxes"][:, 0]
-        self.steps = np.zeros(batch, np.int32)
-        self.macs = np.full(batch, cost.level_one, np.int64)
+        first = tf.one_hot(tf.zeros([batch], tf.int32), slots, dtype=tf.int32)
+        self.cells = first * 0 - 1
+        self.levels = first
+        self.boxes = tf.pad(
+            tf.cast(level["boxes"], tf.float32),
+            [[0, 0], [0, slots - 1], [0, 0]],
+        )
+        self.steps = tf.zeros([batch], tf.int32)
+        self.macs = tf.fill([batch], tf.constant(cost.level_one, tf.int64))
         num_classes = program.model.config.num_classes
-        self.logits = np.zeros((batch, num_classes), np.float32)
-        self.confidence = np.zeros(batch, np.float32)
+        self.logits = tf.zeros([batch, num_classes], tf.float32)
+        self.confidence = tf.zeros([batch], tf.float32)
         self.batch_sizes = []
+
+    @property
+    def state(self):
+        """The tensors of `STATE`, in that order."""
+        return tuple(getattr(self, name) for name in self.STATE)
+
+    @state.setter
+    def state(self, values):
+        for name, value in zip(self.STATE, values, strict=True):
+            setattr(self, name, value)
 
     def advance(self, indices):
         """Images `indices` attend their next top-level cell (and its
         subtree): only their regions are read."""
-        steps = self.steps[indices]
-        where = np.stack([indices, steps], axis=1)
+        indices = tf.cast(indices, tf.int32)
+        steps = tf.gather(self.steps, indices)
+        where = tf.stack([indices, steps], axis=1)
         levels = self.program.step(
             self.images,
-            tf.constant(indices, tf.int32),
+            indices,
             tf.gather_nd(self.ranked, where)[:, None],
             tf.gather_nd(self.ranked_log_probs, where)[:, None],
         )
         for depth, level in enumerate(levels):
             self._store(indices, steps, depth, level)
-        self.steps[indices] += 1
-        self.macs[indices] += self.cost.per_step
-        self.batch_sizes.append(len(indices))
+        rows = indices[:, None]
+        self.steps = tf.tensor_scatter_nd_add(
+            self.steps, rows, tf.ones_like(indices)
+        )
+        self.macs = tf.tensor_scatter_nd_add(
+            self.macs,
+            rows,
+            tf.fill(
+                tf.shape(indices), tf.constant(self.cost.per_step, tf.int64)
+            ),
+        )
+        if tf.executing_eagerly():
+            self.batch_sizes.append(int(tf.size(indices)))
 
     def _store(self, indices, steps, depth, level):
         per_step = self.per_step[depth]
         slots = (
             self.offsets[depth]
             + steps[:, None] * per_step
-            + np.arange(per_step)[None]
+            + tf.range(per_step)[None]
         )
-        rows = np.repeat(indices[:, None], per_step, axis=1)
-        self.vectors = tf.tensor_scatter_nd_update(
-            self.vectors,
-            np.stack([rows, slots], axis=-1),
-            tf.cast(level["vectors"], self.vectors.dtype),
-        )
-        self.cells[rows, slots] = level["cells"]
-        self.levels[rows, slots] = level["levels"]
-        self.boxes[rows, slots] = level["boxes"]
+        rows = tf.repeat(indices[:, None], per_step, axis=1)
+        where = tf.stack([rows, slots], axis=-1)
+
+        def update(state, values):
+            return tf.tensor_scatter_nd_update(
+                state, where, tf.cast(values, state.dtype)
+            )
+
+        self.vectors = update(self.vectors, level["vectors"])
+        self.cells = update(self.cells, level["cells"])
+        self.levels = update(self.levels, level["levels"])
+        self.boxes = update(self.boxes, level["boxes"])
 
     def slots(self, steps):
-        """The filled slots of an image that took `steps` steps."""
-        filled = [0]
+        """The filled slots of an image that took `steps` steps (an int or
+        an int32 scalar tensor), an int32 `(slots,)` tensor."""
+        filled = [tf.zeros([1], tf.int32)]
         for offset, per_step in zip(self.offsets, self.per_step):
-            filled.extend(range(offset, offset + steps * per_step))
-        return filled
+            filled.append(tf.range(offset, offset + steps * per_step))
+        return tf.concat(filled, axis=0)
 
     def aggregate(self, indices):
         """Recomputes the predictions of images `indices` over the
         vectors they have so far (grouped by count: exact, no mask)."""
-        for steps in np.unique(self.steps[indices]):
-            group = indices[self.steps[indices] == steps]
-            slots = self.slots(int(steps))
-            logits = self.program.classify(
-                tf.gather(tf.gather(self.vectors, group), slots, axis=1)
-            ).numpy()
-            self.logits[group] = logits
-            # Softmax in float64: the confidence compared to a threshold.
-            shifted = np.exp(logits - logits.max(-1, keepdims=True))
-            self.confidence[group] = 1.0 / shifted.sum(-1)
-            self.macs[group] += self.cost.aggregation(len(slots))
+        indices = np.asarray(indices)
+        steps = np.asarray(self.steps)[indices]
+        for count in np.unique(steps):
+            self.aggregate_group(indices[steps == count], int(count))
+
+    def aggregate_group(self, indices, steps):
+        """`aggregate` of images `indices` that all took `steps` steps
+        (an int, or an int32 scalar tensor in a traced loop)."""
+        indices = tf.cast(indices, tf.int32)
+        slots = self.slots(steps)
+        logits = self.program.classify(
+            tf.gather(tf.gather(self.vectors, indices), slots, axis=1)
+        )
+        rows = indices[:, None]
+        self.logits = tf.tensor_scatter_nd_update(self.logits, rows, logits)
+        # The top softmax probability, compared to a threshold.
+        shifted = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
+        self.confidence = tf.tensor_scatter_nd_update(
+            self.confidence, rows, 1.0 / tf.reduce_sum(shifted, -1)
+        )
+        macs = self.cost.aggregation(tf.size(slots, tf.int64))
+        self.macs = tf.tensor_scatter_nd_add(
+            self.macs, rows, tf.fill(tf.shape(indices), macs)
+        )
 
     def result(self):
+        """The `AnytimePrediction` of the calls so far (eager)."""
         return AnytimePrediction(
-            logits=self.logits,
-            confidence=self.confidence,
-            locations=self.steps,
-            multiply_adds=self.macs,
-            attended_cells=self.cells,
-            attended_levels=self.levels,
-            attended_boxes=self.boxes,
+            logits=self.logits.numpy(),
+            confidence=self.confidence.numpy(),
+            locations=self.steps.numpy(),
+            multiply_adds=self.macs.numpy(),
+            attended_cells=self.cells.numpy(),
+            attended_levels=self.levels.numpy(),
+            attended_boxes=self.boxes.numpy(),
             batch_sizes=tuple(self.batch_sizes),
             cost=self.cost,
         )
